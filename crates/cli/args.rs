@@ -1,0 +1,175 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use profundo_core::backend::BackendKind;
+
+/// Applied deep learning in Rust: declarative pipelines and the apps that use their models.
+#[derive(Debug, Parser)]
+#[command(name = "profundo", version, about)]
+pub struct Cli {
+    /// Only print warnings and errors on standard error.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline (re-using cached stage outputs), or resume an interrupted run.
+    Run(RunArgs),
+    /// Validate a pipeline file without running it.
+    Validate(ValidateArgs),
+    /// List every stage kind with its inputs, output and parameters.
+    List(ListArgs),
+    /// Show a run's settings, stages and metrics.
+    Show(ShowArgs),
+    /// Compare the metrics of two runs side by side.
+    Compare(CompareArgs),
+    /// Speech apps: recognise clips, spot words in a recording.
+    Speech(SpeechArgs),
+    /// Benchmarks (speed targets live here, not in tests).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline file (not needed with --resume).
+    #[arg(required_unless_present = "resume")]
+    pub pipeline: Option<PathBuf>,
+    /// Override a parameter: `stage.param=value` (or `seed=7`, `backend=flex`).
+    #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+    pub set: Vec<String>,
+    /// Recompute every stage, ignoring the cache.
+    #[arg(long)]
+    pub force: bool,
+    /// Recompute this stage and everything after it.
+    #[arg(long, value_name = "STAGE")]
+    pub from: Option<String>,
+    /// Run only this stage and the stages it needs.
+    #[arg(long, value_name = "STAGE")]
+    pub until: Option<String>,
+    /// Continue an interrupted run (its directory) from the last checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["pipeline", "set"])]
+    pub resume: Option<PathBuf>,
+    /// Where runs are written.
+    #[arg(long, default_value = "runs", value_name = "DIR")]
+    pub runs_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// Overrides to validate with.
+    #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Run directory (`runs/<pipeline>/<run-id>` or `runs/<pipeline>/latest`).
+    pub run: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// First run directory.
+    pub a: PathBuf,
+    /// Second run directory.
+    pub b: PathBuf,
+    /// Print JSON rows instead of a Markdown table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpeechArgs {
+    #[command(subcommand)]
+    pub command: SpeechCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpeechCommand {
+    /// Recognise WAV clips: label, probability and the top 3 per file.
+    Recognize(RecognizeArgs),
+    /// Find spoken words in a longer recording: start/end seconds and label of each.
+    Spot(SpotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model directory, run directory or `runs/<pipeline>` (uses `latest`).
+    #[arg(long, value_name = "MODEL_OR_RUN_DIR")]
+    pub model: PathBuf,
+    /// Backend to run the model on.
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendKind,
+}
+
+#[derive(Debug, Args)]
+pub struct RecognizeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// WAV files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// One JSON object per line (`path`, `label`, `score`, `top`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SpotArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A WAV recording.
+    pub file: PathBuf,
+    /// Speech if within this many dB of the loudest part.
+    #[arg(long, default_value_t = 30.0)]
+    pub threshold_db: f32,
+    /// Drop detections below this probability.
+    #[arg(long, default_value_t = 0.5)]
+    pub min_score: f32,
+    /// One JSON object per line (`start`, `end`, `label`, `score`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Latency of `speech recognize` on one clip, model already loaded.
+    Recognize(BenchRecognizeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRecognizeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The clip to recognise.
+    pub file: PathBuf,
+    /// Timed repetitions.
+    #[arg(long, default_value_t = 200)]
+    pub iters: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

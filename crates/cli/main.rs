@@ -1,0 +1,56 @@
+//! `profundo`: run declarative deep-learning pipelines and use the models they train.
+
+mod args;
+mod bench;
+mod inspect;
+mod run;
+mod speech;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    init_logging(cli.quiet);
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        args::Command::Run(a) => run::run(a),
+        args::Command::Validate(a) => run::validate(a),
+        args::Command::List(a) => inspect::list(a),
+        args::Command::Show(a) => inspect::show(a),
+        args::Command::Compare(a) => inspect::compare(a),
+        args::Command::Speech(a) => speech::speech(a),
+        args::Command::Bench(a) => bench::bench(a),
+    }
+}
+
+/// The registry of every stage kind this binary knows: generic ones plus each domain's.
+pub fn registry() -> profundo_pipeline::Registry {
+    let mut reg = profundo_pipeline::Registry::new();
+    profundo_pipeline::stages::register(&mut reg);
+    profundo_speech::register(&mut reg);
+    reg
+}
+
+fn init_logging(quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "warn" } else { "info" };
+    let filter =
+        EnvFilter::try_from_env("PROFUNDO_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .with_writer(std::io::stderr)
+        .try_init();
+}

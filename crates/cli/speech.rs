@@ -1,0 +1,81 @@
+//! `profundo speech recognize` and `profundo speech spot`.
+
+use profundo_speech::app::{Recognizer, SpotConfig, spot};
+use profundo_speech::wav::read_wav;
+
+use crate::args::{RecognizeArgs, SpeechArgs, SpeechCommand, SpotArgs};
+
+pub fn speech(a: SpeechArgs) -> anyhow::Result<()> {
+    match a.command {
+        SpeechCommand::Recognize(r) => recognize(r),
+        SpeechCommand::Spot(s) => spot_words(s),
+    }
+}
+
+fn recognize(a: RecognizeArgs) -> anyhow::Result<()> {
+    let rec = Recognizer::load(&a.model.model, a.model.backend)?;
+    let mut failed = 0;
+    for f in &a.files {
+        match rec.recognize_file(f) {
+            Ok(r) if a.json => println!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({
+                    "path": r.path, "label": r.label, "score": r.score,
+                    "top": r.top.iter().map(|(l, s)| serde_json::json!({"label": l, "score": s})).collect::<Vec<_>>(),
+                }))?
+            ),
+            Ok(r) => {
+                let top: Vec<String> = r.top.iter().map(|(l, s)| format!("{l} {s:.3}")).collect();
+                println!(
+                    "{}\t{}\t{:.3}\t(top: {})",
+                    r.path,
+                    r.label,
+                    r.score,
+                    top.join(", ")
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} file(s) could not be recognised",
+            a.files.len()
+        );
+    }
+    Ok(())
+}
+
+fn spot_words(a: SpotArgs) -> anyhow::Result<()> {
+    let rec = Recognizer::load(&a.model.model, a.model.backend)?;
+    let audio = read_wav(&a.file)?;
+    let samples = rec.prepare(&audio)?;
+    let cfg = SpotConfig {
+        threshold_db: a.threshold_db,
+        min_score: a.min_score,
+        ..SpotConfig::default()
+    };
+    let found = spot(&rec, &samples, &cfg);
+    for d in &found {
+        if a.json {
+            println!("{}", serde_json::to_string(d)?);
+        } else {
+            println!(
+                "{:>8.2}s {:>8.2}s  {}  {:.3}",
+                d.start, d.end, d.label, d.score
+            );
+        }
+    }
+    if !a.json {
+        eprintln!(
+            "{} word(s) found in {} ({:.1} s)",
+            found.len(),
+            a.file.display(),
+            audio.seconds()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! profundo's backbone: everything the domains share and nothing domain-specific.
+//!
+//! - [`backend`]: picks the Burn device (`flex` by default) from a name, at run time.
+//! - [`train`]: one training loop with seeding, early stopping, checkpoints, resume, NaN
+//!   detection, learning-rate schedules and a wall-clock budget.
+//! - [`model`]: a small convolutional classifier over `[channels, height, width]` inputs.
+//! - [`manifest`]: the `manifest.json` that lets an app load a model without its pipeline.
+//! - [`metrics`]: classification metrics (accuracy, top-k, confusion matrix, P/R/F1).
+//! - [`plots`]: training curves and confusion matrices as PNG.
+//! - [`fsutil`]: atomic file and directory writes.
+
+pub mod augment;
+pub mod backend;
+pub mod error;
+pub mod fsutil;
+pub mod manifest;
+pub mod metrics;
+pub mod model;
+pub mod plots;
+pub mod progress;
+pub mod train;
+
+pub use error::{CoreError, Result};
+
+/// The version of profundo that wrote a model or run, recorded in manifests.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,140 @@
+//! Model directories: `model.safetensors` (burn-store) plus `manifest.json`, enough for an app
+//! to rebuild the network and its preprocessing without the pipeline that trained it.
+
+use std::path::{Path, PathBuf};
+
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{read_json, write_json_atomic};
+use crate::model::{ConvClassifier, ConvClassifierConfig};
+use crate::{CoreError, Result};
+
+/// File name of the manifest inside a model directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// File name of the weights inside a model directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Everything an app needs to use a trained model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format: u32,
+    /// Model kind, e.g. `conv_classifier`.
+    pub kind: String,
+    /// What the model does, e.g. `speech.classify`; apps check it.
+    pub task: String,
+    /// profundo version that trained the model.
+    pub profundo_version: String,
+    /// Creation time (RFC 3339).
+    pub created: String,
+    /// Network hyper-parameters (for `conv_classifier`: [`ConvClassifierConfig`]).
+    pub model: serde_json::Value,
+    /// Shape of one input, `[channels, rows, cols]`.
+    pub input_shape: [usize; 3],
+    /// Class names in output order.
+    pub labels: Vec<String>,
+    /// Feature extraction settings, tagged with the stage kind that produced them.
+    pub features: serde_json::Value,
+    /// Training settings and outcome.
+    pub training: serde_json::Value,
+    /// Evaluation metrics known when the model was exported.
+    pub metrics: serde_json::Value,
+    /// blake3 fingerprint of the training data.
+    pub dataset_fingerprint: String,
+}
+
+impl Manifest {
+    /// Reads `dir/manifest.json`, with an error that says what a model directory is.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        if !path.is_file() {
+            return Err(CoreError::InvalidConfig {
+                name: "model",
+                message: format!(
+                    "{}: not a model directory (no {MANIFEST_FILE}); pass a run directory \
+                     (runs/<pipeline>/<run-id> or runs/<pipeline>/latest) or its model/ folder",
+                    dir.display()
+                ),
+            });
+        }
+        read_json(&path)
+    }
+}
+
+/// Finds the model directory for a path that is a model directory, a run directory
+/// (`RUN/model`) or a pipeline's run folder (`runs/<pipeline>`, via `latest`).
+pub fn resolve_model_dir(path: &Path) -> Result<PathBuf> {
+    let candidates = [
+        path.to_path_buf(),
+        path.join("model"),
+        path.join("latest").join("model"),
+    ];
+    for c in &candidates {
+        if c.join(MANIFEST_FILE).is_file() {
+            return Ok(c.clone());
+        }
+    }
+    if !path.exists() {
+        return Err(CoreError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "model path does not exist"),
+        ));
+    }
+    // Produce the descriptive "not a model directory" error.
+    Manifest::load(path).map(|_| path.to_path_buf())
+}
+
+/// Writes `model` and `manifest` into `dir` (weights first, manifest last).
+pub fn save_conv_classifier(dir: &Path, model: &ConvClassifier, manifest: &Manifest) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    let weights = dir.join(WEIGHTS_FILE);
+    let mut store = SafetensorsStore::from_file(weights.clone()).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| CoreError::Weights {
+            path: weights,
+            action: "save",
+            message: e.to_string(),
+        })?;
+    write_json_atomic(&dir.join(MANIFEST_FILE), manifest)
+}
+
+/// Loads a `conv_classifier` model directory onto `device`.
+pub fn load_conv_classifier(dir: &Path, device: &Device) -> Result<(ConvClassifier, Manifest)> {
+    let manifest = Manifest::load(dir)?;
+    if manifest.kind != "conv_classifier" {
+        return Err(CoreError::InvalidConfig {
+            name: "model",
+            message: format!(
+                "{}: model kind `{}` is not a conv_classifier",
+                dir.display(),
+                manifest.kind
+            ),
+        });
+    }
+    let cfg: ConvClassifierConfig =
+        serde_json::from_value(manifest.model.clone()).map_err(|e| CoreError::Json {
+            path: dir.join(MANIFEST_FILE),
+            source: e,
+        })?;
+    let mut model = cfg.init(manifest.input_shape[0], manifest.labels.len(), device);
+    let weights = dir.join(WEIGHTS_FILE);
+    let mut store = SafetensorsStore::from_file(weights.clone());
+    let applied = model
+        .load_from(&mut store)
+        .map_err(|e| CoreError::Weights {
+            path: weights.clone(),
+            action: "load",
+            message: e.to_string(),
+        })?;
+    if !applied.is_success() {
+        return Err(CoreError::Weights {
+            path: weights,
+            action: "load",
+            message: format!("weights do not match the manifest's network: {applied:?}"),
+        });
+    }
+    Ok((model, manifest))
+}

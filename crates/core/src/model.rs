@@ -1,0 +1,137 @@
+//! A small convolutional classifier over `[channels, height, width]` inputs
+//! (spectrograms, images): conv blocks with batch norm, global average pooling, a linear head.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, Result};
+
+/// Hyper-parameters of [`ConvClassifier`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConvClassifierConfig {
+    /// Output channels of each conv block; every block but the last halves height and width.
+    pub channels: Vec<usize>,
+    /// Square kernel size of every convolution.
+    pub kernel: usize,
+    /// Dropout probability before the linear head.
+    pub dropout: f64,
+}
+
+impl Default for ConvClassifierConfig {
+    fn default() -> Self {
+        Self {
+            channels: vec![16, 32, 64, 64],
+            kernel: 3,
+            dropout: 0.3,
+        }
+    }
+}
+
+impl ConvClassifierConfig {
+    /// Checks the settings before any work is done.
+    pub fn check(&self) -> Result<()> {
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return Err(CoreError::InvalidConfig {
+                name: "channels",
+                message: "needs at least one block, each with channels > 0".into(),
+            });
+        }
+        if self.kernel == 0 || self.kernel.is_multiple_of(2) {
+            return Err(CoreError::InvalidConfig {
+                name: "kernel",
+                message: format!("must be odd and positive, got {}", self.kernel),
+            });
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(CoreError::InvalidConfig {
+                name: "dropout",
+                message: format!("must be in [0, 1), got {}", self.dropout),
+            });
+        }
+        Ok(())
+    }
+
+    /// Builds the network for inputs with `in_channels` channels and `classes` outputs.
+    pub fn init(&self, in_channels: usize, classes: usize, device: &Device) -> ConvClassifier {
+        let mut blocks = Vec::with_capacity(self.channels.len());
+        let mut prev = in_channels;
+        let pad = self.kernel / 2;
+        for (i, &ch) in self.channels.iter().enumerate() {
+            let last = i + 1 == self.channels.len();
+            blocks.push(ConvBlock {
+                conv: Conv2dConfig::new([prev, ch], [self.kernel, self.kernel])
+                    .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                    .with_bias(false)
+                    .init(device),
+                norm: BatchNormConfig::new(ch).init(device),
+                pool: (!last).then(|| MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init()),
+            });
+            prev = ch;
+        }
+        ConvClassifier {
+            blocks,
+            global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            head: LinearConfig::new(prev, classes).init(device),
+        }
+    }
+}
+
+/// Convolution, batch norm, ReLU and an optional 2x2 max pool.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    conv: Conv2d,
+    norm: BatchNorm,
+    pool: Option<MaxPool2d>,
+}
+
+impl ConvBlock {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = relu(self.norm.forward(self.conv.forward(x)));
+        match &self.pool {
+            Some(pool) => pool.forward(x),
+            None => x,
+        }
+    }
+}
+
+/// The classifier network: `[batch, channels, height, width]` to `[batch, classes]` logits.
+#[derive(Module, Debug)]
+pub struct ConvClassifier {
+    blocks: Vec<ConvBlock>,
+    global_pool: AdaptiveAvgPool2d,
+    dropout: Dropout,
+    head: Linear,
+}
+
+impl ConvClassifier {
+    /// Class logits for a batch.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = x;
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x: Tensor<2> = self.global_pool.forward(x).flatten(1, 3);
+        self.head.forward(self.dropout.forward(x))
+    }
+}
+
+/// A model that maps a batch of `[channels, height, width]` inputs to class logits.
+pub trait Classifier: Module + Clone + Send + 'static {
+    /// Class logits, `[batch, classes]`.
+    fn logits(&self, x: Tensor<4>) -> Tensor<2>;
+}
+
+impl Classifier for ConvClassifier {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+}

@@ -1,0 +1,221 @@
+//! PNG plots with plotters: training curves and confusion matrices.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::metrics::ConfusionMatrix;
+use crate::train::EpochRecord;
+use crate::{CoreError, Result};
+
+static FONT: Once = Once::new();
+
+/// A named, coloured series read from each epoch record.
+type Series = (
+    &'static str,
+    RGBColor,
+    Box<dyn Fn(&EpochRecord) -> Option<f64>>,
+);
+
+/// Registers the embedded DejaVu Sans font (no system fonts needed).
+fn ensure_font() {
+    FONT.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// Renders with `draw` into an RGB buffer of `size` and writes it as PNG, atomically.
+fn render_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&mut [u8]) -> std::result::Result<(), Box<dyn std::error::Error>>,
+) -> Result<()> {
+    let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
+    draw(&mut rgb).map_err(|e| plot_err(path, e))?;
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, size.0, size.1);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header().map_err(|e| plot_err(path, e))?;
+        w.write_image_data(&rgb).map_err(|e| plot_err(path, e))?;
+    }
+    crate::fsutil::write_atomic(path, &bytes)
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> CoreError {
+    CoreError::Plot {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Draws loss (left) and accuracy (right) per epoch, training and validation.
+pub fn training_curves(path: &Path, title: &str, history: &[EpochRecord]) -> Result<()> {
+    ensure_font();
+    render_png(path, (1000, 420), |buf| {
+        let root = BitMapBackend::with_buffer(buf, (1000, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, ("sans-serif", 20))?;
+        let (left, right) = root.split_horizontally(500);
+        let epochs = history.len().max(1) as f64;
+        let max_loss = history
+            .iter()
+            .flat_map(|r| [Some(r.train_loss), r.valid_loss])
+            .flatten()
+            .fold(0.0f64, f64::max)
+            .max(1e-6)
+            * 1.05;
+        for (area, name, ymax) in [(&left, "loss", max_loss), (&right, "accuracy", 1.0)] {
+            let mut chart = ChartBuilder::on(area)
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(50)
+                .build_cartesian_2d(1.0..epochs.max(2.0), 0.0..ymax)?;
+            chart.configure_mesh().x_desc("epoch").y_desc(name).draw()?;
+            let series: [Series; 2] = if name == "loss" {
+                [
+                    ("train", BLUE, Box::new(|r| Some(r.train_loss))),
+                    ("valid", RED, Box::new(|r| r.valid_loss)),
+                ]
+            } else {
+                [
+                    ("train", BLUE, Box::new(|r| Some(r.train_accuracy))),
+                    ("valid", RED, Box::new(|r| r.valid_accuracy)),
+                ]
+            };
+            for (label, color, get) in series {
+                let pts: Vec<(f64, f64)> = history
+                    .iter()
+                    .filter_map(|r| get(r).map(|v| (r.epoch as f64, v)))
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                chart
+                    .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Draws a confusion matrix as a heat map with counts (rows: truth, columns: prediction).
+pub fn confusion_matrix(path: &Path, title: &str, cm: &ConfusionMatrix) -> Result<()> {
+    ensure_font();
+    let n = cm.labels.len();
+    render_png(path, (640, 640), |buf| {
+        let root = BitMapBackend::with_buffer(buf, (640, 640)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())?;
+        let name = |v: &SegmentValue<usize>, flip: bool| match v {
+            SegmentValue::CenterOf(i) if *i < n => {
+                let idx = if flip { n - 1 - *i } else { *i };
+                cm.labels[idx].clone()
+            }
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted")
+            .y_desc("true")
+            .x_labels(n)
+            .y_labels(n)
+            .x_label_formatter(&|v| name(v, false))
+            .y_label_formatter(&|v| name(v, true))
+            .draw()?;
+        let max = cm
+            .counts
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        for t in 0..n {
+            for p in 0..n {
+                let v = cm.counts[t][p];
+                let shade = (v as f64 / max).sqrt();
+                let color = RGBColor(
+                    (255.0 * (1.0 - shade)) as u8,
+                    (255.0 * (1.0 - 0.6 * shade)) as u8,
+                    255,
+                );
+                // Truth 0 is the top row.
+                let row = n - 1 - t;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (SegmentValue::Exact(p), SegmentValue::Exact(row)),
+                        (SegmentValue::Exact(p + 1), SegmentValue::Exact(row + 1)),
+                    ],
+                    color.filled(),
+                )))?;
+                if v > 0 {
+                    let text_color = if shade > 0.6 { WHITE } else { BLACK };
+                    chart.draw_series(std::iter::once(Text::new(
+                        v.to_string(),
+                        (SegmentValue::CenterOf(p), SegmentValue::CenterOf(row)),
+                        ("sans-serif", 14).into_font().color(&text_color),
+                    )))?;
+                }
+            }
+        }
+        root.present()?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plots_are_valid_pngs() {
+        let dir = tempfile::tempdir().unwrap();
+        let h: Vec<EpochRecord> = (1..=3)
+            .map(|e| EpochRecord {
+                epoch: e,
+                lr: 1e-3,
+                train_loss: 1.0 / e as f64,
+                train_accuracy: 0.3 * e as f64,
+                valid_loss: Some(1.2 / e as f64),
+                valid_accuracy: Some(0.25 * e as f64),
+                seconds: 1.0,
+            })
+            .collect();
+        let p = dir.path().join("curves.png");
+        training_curves(&p, "test", &h).unwrap();
+        let labels = vec!["a".to_string(), "b".to_string()];
+        let cm = ConfusionMatrix::new(&labels, &[0, 1, 1], &[0, 1, 0]);
+        let q = dir.path().join("cm.png");
+        confusion_matrix(&q, "cm", &cm).unwrap();
+        for f in [p, q] {
+            let bytes = std::fs::read(&f).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG", "{}", f.display());
+            let dec = png::Decoder::new(std::io::Cursor::new(bytes))
+                .read_info()
+                .unwrap();
+            assert!(dec.info().width >= 640);
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! One shared training loop for classifiers: seeded determinism, per-epoch metrics, early
+//! stopping, a checkpoint every epoch, resume after an interruption, NaN/inf detection,
+//! learning-rate schedules and a wall-clock budget.
+//!
+//! Determinism: every epoch draws its shuffling and augmentation from an RNG seeded by
+//! `(seed, epoch)` and re-seeds the device before the epoch, so an interrupted run resumed
+//! from its last checkpoint follows exactly the path of an uninterrupted one.
+
+mod checkpoint;
+mod schedule;
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+pub use checkpoint::Checkpointer;
+pub use schedule::{LrPlan, Schedule};
+
+use crate::augment::{Augment2dConfig, augment_2d};
+use crate::model::Classifier;
+use crate::progress::Progress;
+use crate::{CoreError, Result};
+
+/// Training hyper-parameters, as written in a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Maximum number of passes over the training data.
+    pub epochs: usize,
+    /// Examples per optimisation step.
+    pub batch_size: usize,
+    /// Peak learning rate (AdamW).
+    pub lr: f64,
+    /// Decoupled weight decay (AdamW).
+    pub weight_decay: f64,
+    /// Learning-rate schedule after warm-up.
+    pub schedule: Schedule,
+    /// Linear warm-up length in epochs.
+    pub warmup_epochs: usize,
+    /// For `schedule = "step"`: epochs between decays.
+    pub lr_step_epochs: usize,
+    /// For `schedule = "step"`: decay factor.
+    pub lr_gamma: f64,
+    /// Stop when validation accuracy has not improved for this many epochs (0 = never).
+    pub patience: usize,
+    /// Wall-clock limit in seconds; training stops after the epoch that exceeds it.
+    pub budget_s: Option<f64>,
+    /// Label smoothing of the cross-entropy loss (0 = off).
+    pub label_smoothing: f32,
+    /// Clip the gradient norm to this value.
+    pub grad_clip: Option<f32>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 32,
+            lr: 2e-3,
+            weight_decay: 1e-4,
+            schedule: Schedule::Cosine,
+            warmup_epochs: 1,
+            lr_step_epochs: 10,
+            lr_gamma: 0.5,
+            patience: 0,
+            budget_s: None,
+            label_smoothing: 0.0,
+            grad_clip: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the settings before any work is done.
+    pub fn check(&self) -> Result<()> {
+        let bad = |name, message: String| Err(CoreError::InvalidConfig { name, message });
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", format!("must be a positive number, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(
+                "label_smoothing",
+                format!("must be in [0, 1), got {}", self.label_smoothing),
+            );
+        }
+        if let Some(b) = self.budget_s
+            && (b.is_nan() || b <= 0.0)
+        {
+            return bad("budget_s", format!("must be positive, got {b}"));
+        }
+        Ok(())
+    }
+}
+
+/// Training examples in memory: `n` items of `shape = [channels, rows, cols]` each.
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a> {
+    /// Concatenated item values, `n * channels * rows * cols`.
+    pub x: &'a [f32],
+    /// Shape of one item.
+    pub shape: [usize; 3],
+    /// Class index of each item.
+    pub labels: &'a [usize],
+}
+
+impl Examples<'_> {
+    fn item_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// A batch tensor of the items at `idx`, optionally augmented.
+    fn batch(
+        &self,
+        idx: &[usize],
+        device: &Device,
+        augment: Option<(&Augment2dConfig, &mut StdRng)>,
+    ) -> Tensor<4> {
+        let len = self.item_len();
+        let mut buf = Vec::with_capacity(idx.len() * len);
+        for &i in idx {
+            buf.extend_from_slice(&self.x[i * len..(i + 1) * len]);
+        }
+        if let Some((cfg, rng)) = augment {
+            for item in buf.chunks_mut(len) {
+                augment_2d(item, self.shape, cfg, 0.0, rng);
+            }
+        }
+        let [c, h, w] = self.shape;
+        Tensor::from_data(TensorData::new(buf, [idx.len(), c, h, w]), device)
+    }
+
+    fn targets(&self, idx: &[usize], device: &Device) -> Tensor<1, Int> {
+        let t: Vec<i64> = idx.iter().map(|&i| self.labels[i] as i64).collect();
+        Tensor::from_data(TensorData::new(t, [idx.len()]), device)
+    }
+}
+
+/// What one epoch measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy (on augmented inputs).
+    pub train_accuracy: f64,
+    /// Validation loss, when a validation set exists.
+    pub valid_loss: Option<f64>,
+    /// Validation accuracy, when a validation set exists.
+    pub valid_accuracy: Option<f64>,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+}
+
+/// Why training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// All epochs ran.
+    Completed,
+    /// Validation accuracy stopped improving.
+    EarlyStopping,
+    /// The wall-clock budget ran out.
+    Budget,
+}
+
+/// The result of [`train_classifier`].
+pub struct TrainOutcome<M> {
+    /// The model of the best epoch (by validation accuracy, else the last).
+    pub model: M,
+    /// One record per epoch run.
+    pub history: Vec<EpochRecord>,
+    /// The epoch whose weights `model` holds.
+    pub best_epoch: usize,
+    /// Why training ended.
+    pub stop: StopReason,
+    /// Whether the run continued from a checkpoint.
+    pub resumed_from: Option<usize>,
+}
+
+/// Trains `model` (created on the autodiff `device`) on `train` items, choosing the best
+/// epoch on `valid` items. With `checkpoints`, saves every epoch there and resumes from it.
+#[allow(clippy::too_many_arguments)]
+pub fn train_classifier<M: Classifier>(
+    model: M,
+    data: Examples<'_>,
+    train: &[usize],
+    valid: &[usize],
+    cfg: &TrainConfig,
+    augment: &Augment2dConfig,
+    seed: u64,
+    device: &Device,
+    checkpoints: Option<&Checkpointer>,
+    label: &str,
+) -> Result<TrainOutcome<M>> {
+    cfg.check()?;
+    if train.is_empty() {
+        return Err(CoreError::InvalidConfig {
+            name: "train",
+            message: "the training split is empty".into(),
+        });
+    }
+    let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let plan = LrPlan {
+        base: cfg.lr,
+        schedule: cfg.schedule,
+        warmup_steps: cfg.warmup_epochs * steps_per_epoch,
+        total_steps: cfg.epochs * steps_per_epoch,
+        steps_per_epoch,
+        step_epochs: cfg.lr_step_epochs,
+        gamma: cfg.lr_gamma,
+    };
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_grad_clipping(cfg.grad_clip.map(GradientClippingConfig::Norm))
+        .init();
+    let loss_fn = {
+        let c = CrossEntropyLossConfig::new();
+        let c = if cfg.label_smoothing > 0.0 {
+            c.with_smoothing(Some(cfg.label_smoothing))
+        } else {
+            c
+        };
+        c.init(device)
+    };
+    let plain = device.clone().inner();
+
+    let mut model = model;
+    let mut state = checkpoint::State::default();
+    let mut best = model.clone();
+    let mut resumed_from = None;
+    if let Some(ck) = checkpoints
+        && let Some(saved) = ck.load_state()?
+    {
+        let (m, o, b) = ck.restore(&saved, model.clone(), optim, best)?;
+        model = m;
+        optim = o;
+        best = b;
+        resumed_from = Some(saved.epochs_done);
+        tracing::info!("{label}: resuming after epoch {}", saved.epochs_done);
+        state = saved;
+    }
+    if state.finished {
+        return Ok(TrainOutcome {
+            model: best,
+            best_epoch: state.best_epoch,
+            stop: state.stop.unwrap_or(StopReason::Completed),
+            history: state.history,
+            resumed_from,
+        });
+    }
+
+    let mut progress = Progress::new(label, (cfg.epochs * steps_per_epoch) as u64);
+    progress.inc((state.epochs_done * steps_per_epoch) as u64, "resumed");
+    let started = Instant::now();
+    let mut stop = StopReason::Completed;
+    let mut order = train.to_vec();
+    for epoch in state.epochs_done + 1..=cfg.epochs {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(epoch_seed(seed, epoch));
+        device.seed(epoch_seed(seed, epoch));
+        order.copy_from_slice(train);
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut hits, mut lr) = (0.0f64, 0usize, cfg.lr);
+        for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
+            let step = (epoch - 1) * steps_per_epoch + b;
+            lr = plan.at(step);
+            let aug = augment.is_active().then_some((augment, &mut rng));
+            let x = data.batch(idx, device, aug);
+            let y = data.targets(idx, device);
+            let logits = model.logits(x);
+            let loss = loss_fn.forward(logits.clone(), y.clone());
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                progress.finish();
+                return Err(CoreError::NonFiniteLoss {
+                    value,
+                    epoch,
+                    batch: b + 1,
+                });
+            }
+            hits += count_hits(logits.argmax(1).flatten(0, 1), &y);
+            loss_sum += value as f64 * idx.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            progress.inc(1, &format!("epoch {epoch} loss {value:.3}"));
+        }
+        let (valid_loss, valid_accuracy) = if valid.is_empty() {
+            (None, None)
+        } else {
+            let (l, a) = evaluate(&model.valid(), data, valid, cfg.batch_size, &plain);
+            (Some(l), Some(a))
+        };
+        let rec = EpochRecord {
+            epoch,
+            lr,
+            train_loss: loss_sum / train.len() as f64,
+            train_accuracy: hits as f64 / train.len() as f64,
+            valid_loss,
+            valid_accuracy,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        progress.println(&format!(
+            "{label}: epoch {epoch:>3} lr {:.2e} loss {:.4} acc {:.4}{} ({:.1}s)",
+            rec.lr,
+            rec.train_loss,
+            rec.train_accuracy,
+            match (rec.valid_loss, rec.valid_accuracy) {
+                (Some(l), Some(a)) => format!(" | valid loss {l:.4} acc {a:.4}"),
+                _ => String::new(),
+            },
+            rec.seconds
+        ));
+        let score = (
+            rec.valid_accuracy.unwrap_or(0.0),
+            -rec.valid_loss.unwrap_or(rec.train_loss),
+        );
+        if valid.is_empty() || state.best_epoch == 0 || score > state.best_score() {
+            best = model.clone();
+            state.best_epoch = epoch;
+            state.best = Some(score);
+        }
+        state.epochs_done = epoch;
+        state.elapsed_s += rec.seconds;
+        state.history.push(rec);
+        let patience_out =
+            cfg.patience > 0 && !valid.is_empty() && epoch - state.best_epoch >= cfg.patience;
+        let budget_out = cfg.budget_s.is_some_and(|b| state.elapsed_s >= b);
+        if patience_out {
+            stop = StopReason::EarlyStopping;
+        } else if budget_out {
+            stop = StopReason::Budget;
+        }
+        let done = patience_out || budget_out || epoch == cfg.epochs;
+        state.finished = done;
+        state.stop = done.then_some(stop);
+        if let Some(ck) = checkpoints {
+            ck.save(&state, &model, &optim, &best)?;
+        }
+        if done {
+            break;
+        }
+    }
+    progress.finish();
+    tracing::debug!(
+        "{label}: trained in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(TrainOutcome {
+        model: best,
+        history: state.history,
+        best_epoch: state.best_epoch,
+        stop,
+        resumed_from,
+    })
+}
+
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(epoch as u64)
+}
+
+fn count_hits(pred: Tensor<1, Int>, truth: &Tensor<1, Int>) -> usize {
+    pred.equal(truth.clone()).int().sum().into_scalar::<i64>() as usize
+}
+
+/// Mean cross-entropy loss and accuracy of `model` (validation mode) on the items `idx`.
+pub fn evaluate<M: Classifier>(
+    model: &M,
+    data: Examples<'_>,
+    idx: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> (f64, f64) {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let logits = model.logits(data.batch(chunk, device, None));
+        let y = data.targets(chunk, device);
+        loss_sum += loss_fn
+            .forward(logits.clone(), y.clone())
+            .into_scalar::<f32>() as f64
+            * chunk.len() as f64;
+        hits += count_hits(logits.argmax(1).flatten(0, 1), &y);
+    }
+    let n = idx.len().max(1) as f64;
+    (loss_sum / n, hits as f64 / n)
+}
+
+/// Class probabilities of `model` (validation mode) for the items `idx`, one row each.
+pub fn predict_proba<M: Classifier>(
+    model: &M,
+    data: Examples<'_>,
+    idx: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> Vec<Vec<f32>> {
+    let mut rows = Vec::with_capacity(idx.len());
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let logits = model.logits(data.batch(chunk, device, None));
+        let classes = logits.dims()[1];
+        let probs = burn::tensor::activation::softmax(logits, 1);
+        let flat: Vec<f32> = probs.into_data().try_to_vec().unwrap_or_default();
+        rows.extend(flat.chunks(classes).map(<[f32]>::to_vec));
+    }
+    rows
+}
+
+/// Convenience: whether `dir` holds a checkpoint of a finished training run.
+pub fn is_finished(dir: &Path) -> bool {
+    Checkpointer::new(dir)
+        .load_state()
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConvClassifierConfig;
+
+    fn tiny(
+        x: Vec<f32>,
+        labels: Vec<usize>,
+        epochs: usize,
+    ) -> Result<TrainOutcome<crate::model::ConvClassifier>> {
+        let device = crate::backend::train_device(crate::backend::BackendKind::Flex, "cpu")?;
+        device.seed(1);
+        let model = ConvClassifierConfig {
+            channels: vec![4],
+            kernel: 3,
+            dropout: 0.0,
+        }
+        .init(1, 2, &device);
+        let data = Examples {
+            x: &x,
+            shape: [1, 4, 4],
+            labels: &labels,
+        };
+        let idx: Vec<usize> = (0..labels.len()).collect();
+        let cfg = TrainConfig {
+            epochs,
+            batch_size: 4,
+            lr: 0.05,
+            ..TrainConfig::default()
+        };
+        train_classifier(
+            model,
+            data,
+            &idx,
+            &idx,
+            &cfg,
+            &Augment2dConfig::default(),
+            1,
+            &device,
+            None,
+            "test",
+        )
+    }
+
+    #[test]
+    fn nan_inputs_stop_training_with_a_clear_error() {
+        let mut x = vec![0.5f32; 8 * 16];
+        x[3] = f32::NAN;
+        let err = tiny(x, vec![0, 1, 0, 1, 0, 1, 0, 1], 2)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(
+            err.contains("loss became NaN") && err.contains("epoch 1, batch 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_separable_toy_problem_is_learned() {
+        // Class 1 items are bright, class 0 dark.
+        let labels: Vec<usize> = (0..16).map(|i| i % 2).collect();
+        let x: Vec<f32> = labels
+            .iter()
+            .flat_map(|&l| std::iter::repeat_n(if l == 1 { 1.0 } else { -1.0 }, 16))
+            .collect();
+        let out = tiny(x, labels, 8).unwrap();
+        assert_eq!(out.history.len(), 8);
+        let best = out.history[out.best_epoch - 1].valid_accuracy.unwrap();
+        assert_eq!(best, 1.0, "{:?}", out.history);
+    }
+}

@@ -1,0 +1,74 @@
+//! `features`: one fixed-shape tensor per item, with labels and the extractor's settings.
+
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Items, io_err};
+use crate::StageError;
+use crate::registry::Artifact;
+
+/// Fixed-shape features for every item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSet {
+    /// Item metadata and label names.
+    pub items: Items,
+    /// Shape of one item, `[channels, rows, cols]`.
+    pub shape: [usize; 3],
+    /// All values, item after item.
+    pub data: Vec<f32>,
+    /// The extractor's settings as JSON, with a `kind` field naming the stage kind; stored
+    /// in model manifests so apps compute identical features.
+    pub extractor: String,
+    /// blake3 fingerprint of the source data.
+    pub fingerprint: String,
+}
+
+const FILE: &str = "features.postcard";
+
+impl FeatureSet {
+    /// Artifact type name.
+    pub const TYPE: &'static str = "features";
+
+    /// Values of item `i`.
+    pub fn item(&self, i: usize) -> &[f32] {
+        let n: usize = self.shape.iter().product();
+        &self.data[i * n..(i + 1) * n]
+    }
+
+    /// Loads from a cache directory.
+    pub fn load(dir: &Path) -> Result<Arc<dyn Artifact>, StageError> {
+        let path = dir.join(FILE);
+        let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+        let fs: FeatureSet = postcard::from_bytes(&bytes)
+            .map_err(|e| StageError::data(&path, format!("corrupt cached features: {e}")))?;
+        Ok(Arc::new(fs))
+    }
+}
+
+impl Artifact for FeatureSet {
+    fn type_name(&self) -> &'static str {
+        Self::TYPE
+    }
+    fn save(&self, dir: &Path) -> Result<(), StageError> {
+        let bytes = postcard::to_allocvec(self).map_err(|e| StageError::Other(e.to_string()))?;
+        let path = dir.join(FILE);
+        std::fs::write(&path, bytes).map_err(|e| io_err(&path, e))
+    }
+    fn summary(&self) -> String {
+        format!(
+            "{} items x {:?}, {} labels",
+            self.items.items.len(),
+            self.shape,
+            self.items.labels.len()
+        )
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn items(&self) -> Option<&Items> {
+        Some(&self.items)
+    }
+}

@@ -1,0 +1,39 @@
+//! The artifact types exchanged by domain-independent stages.
+//!
+//! | type | produced by | holds |
+//! |---|---|---|
+//! | `features` | feature stages (e.g. `speech.log_mel`) | fixed-shape tensors per item + labels |
+//! | `split` | `split.by_group`, `split.by_pattern` | folds: which items are test items |
+//! | `classifier` | `train.classifier` | one trained model per fold (+ final), held-out predictions |
+//! | `metrics` | `eval.classification` | metrics JSON, report section, plots |
+//! | `model` | `export.model` | a model directory with `manifest.json` |
+
+mod classifier;
+mod features;
+mod items;
+mod metrics;
+mod model;
+mod split;
+
+pub use classifier::{FoldModel, Prediction, TrainedClassifier};
+pub use features::FeatureSet;
+pub use items::{ItemMeta, Items};
+pub use metrics::MetricsArtifact;
+pub use model::ModelArtifact;
+pub use split::{Fold, Split};
+
+use crate::registry::Registry;
+
+/// Registers the loaders of the artifact types defined here.
+pub fn register(reg: &mut Registry) {
+    reg.artifact(FeatureSet::TYPE, FeatureSet::load)
+        .artifact(Split::TYPE, Split::load)
+        .artifact(TrainedClassifier::TYPE, TrainedClassifier::load)
+        .artifact(MetricsArtifact::TYPE, MetricsArtifact::load)
+        .artifact(ModelArtifact::TYPE, ModelArtifact::load);
+}
+
+/// Maps an I/O error on `path` into a stage error.
+pub(crate) fn io_err(path: &std::path::Path, e: std::io::Error) -> crate::StageError {
+    crate::StageError::Core(profundo_core::CoreError::io(path, e))
+}

@@ -1,0 +1,337 @@
+//! Stage kinds and the registry: domains register what they provide, the CLI assembles the
+//! registry, and the engine runs whatever it holds without naming a domain.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use profundo_core::backend::BackendKind;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::StageError;
+
+/// A value passed between stages. Every artifact can be written to and read back from a
+/// directory, which is what makes stage outputs cacheable.
+pub trait Artifact: Any + Send + Sync {
+    /// The artifact type name, e.g. `features`.
+    fn type_name(&self) -> &'static str;
+    /// Writes the artifact into `dir` (an empty directory).
+    fn save(&self, dir: &Path) -> Result<(), StageError>;
+    /// A one-line description for logs.
+    fn summary(&self) -> String;
+    /// Upcast for downcasting to the concrete type.
+    fn as_any(&self) -> &dyn Any;
+    /// The labelled items, for artifacts that hold a collection (used by splits).
+    fn items(&self) -> Option<&crate::artifacts::Items> {
+        None
+    }
+    /// Copies what users should see (metrics, plots, models) from the artifact's cache
+    /// directory into the run directory; also called when the stage was cached.
+    fn publish(
+        &self,
+        _stage: &str,
+        _cache_dir: &Path,
+        _run: &mut Publication,
+    ) -> Result<(), StageError> {
+        Ok(())
+    }
+}
+
+/// What stages publish into a run: metrics, report sections, files.
+#[derive(Debug, Default)]
+pub struct Publication {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// `metrics.json` content, one entry per publishing stage.
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    /// Markdown sections for `report.md`, in stage order.
+    pub report: Vec<(String, String)>,
+}
+
+/// Downcasts an input artifact to its concrete type (the engine has already checked types).
+pub fn downcast<T: Artifact>(a: &Arc<dyn Artifact>) -> Result<&T, StageError> {
+    a.as_any().downcast_ref::<T>().ok_or_else(|| {
+        StageError::Other(format!(
+            "expected a `{}` input, got `{}`",
+            std::any::type_name::<T>(),
+            a.type_name()
+        ))
+    })
+}
+
+/// Loads an artifact of one type from its cache directory.
+pub type ArtifactLoader = fn(&Path) -> Result<Arc<dyn Artifact>, StageError>;
+
+/// An input slot of a stage kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    /// Slot name, used in docs and errors.
+    pub name: &'static str,
+    /// Artifact types accepted.
+    pub accepts: &'static [&'static str],
+    /// Whether the slot may be left out.
+    pub optional: bool,
+}
+
+/// Per-run context handed to a running stage.
+pub struct StageContext {
+    /// Stage name in the pipeline.
+    pub stage: String,
+    /// The pipeline seed.
+    pub seed: u64,
+    /// The pipeline backend.
+    pub backend: BackendKind,
+    /// The pipeline device (`cpu`, `cuda:0`).
+    pub device: String,
+    /// Directory that survives an interrupted run (checkpoints); removed after success.
+    pub work_dir: PathBuf,
+    /// Directory the pipeline file is in; relative data paths resolve against the
+    /// current directory first, then this one.
+    pub pipeline_dir: PathBuf,
+    log: Option<std::fs::File>,
+}
+
+impl StageContext {
+    /// A context for `stage`, logging into `log_file` when given.
+    pub fn new(
+        stage: &str,
+        seed: u64,
+        backend: BackendKind,
+        device: &str,
+        work_dir: PathBuf,
+        pipeline_dir: PathBuf,
+        log_file: Option<&Path>,
+    ) -> Self {
+        let log = log_file.and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+        Self {
+            stage: stage.to_string(),
+            seed,
+            backend,
+            device: device.to_string(),
+            work_dir,
+            pipeline_dir,
+            log,
+        }
+    }
+
+    /// Logs a line to the console and the stage's log file.
+    pub fn log(&mut self, line: &str) {
+        tracing::info!("[{}] {line}", self.stage);
+        if let Some(f) = &mut self.log {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// Logs a warning to the console and the stage's log file.
+    pub fn warn(&mut self, line: &str) {
+        tracing::warn!("[{}] {line}", self.stage);
+        if let Some(f) = &mut self.log {
+            let _ = writeln!(f, "warning: {line}");
+        }
+    }
+
+    /// Resolves a data path: as given if it exists, else relative to the pipeline file.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() || path.exists() {
+            return path.to_path_buf();
+        }
+        let alt = self.pipeline_dir.join(path);
+        if alt.exists() {
+            alt
+        } else {
+            path.to_path_buf()
+        }
+    }
+}
+
+/// A stage kind with typed parameters. Implement this; the registry does the rest.
+pub trait TypedStage: Send + Sync + 'static {
+    /// Parameters, deserialised with `deny_unknown_fields`.
+    type Params: DeserializeOwned + Serialize + schemars::JsonSchema + Send + Sync + 'static;
+    /// The kind name, e.g. `speech.log_mel`.
+    const KIND: &'static str;
+    /// One-line description.
+    const DOC: &'static str;
+    /// Input slots, in order.
+    const INPUTS: &'static [Slot];
+    /// Output artifact type.
+    const OUTPUT: &'static str;
+
+    /// Semantic checks beyond types (ranges, consistency): `Err((param, message))`.
+    fn check(_p: &Self::Params) -> Result<(), (String, String)> {
+        Ok(())
+    }
+    /// Files or directories whose content the output depends on (hashed into the cache key).
+    fn reads(_p: &Self::Params, _ctx_dir: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    /// Runs the stage.
+    fn run(
+        p: &Self::Params,
+        ctx: &mut StageContext,
+        inputs: &[Option<Arc<dyn Artifact>>],
+    ) -> Result<Arc<dyn Artifact>, StageError>;
+}
+
+/// Why parameters were rejected: the offending parameter (when known) and the message.
+#[derive(Debug, Clone)]
+pub struct ParamError {
+    /// Parameter path, e.g. `train.epochs`.
+    pub param: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A stage ready to run: parameters parsed and checked.
+pub trait PreparedStage: Send + Sync {
+    /// Parameters as JSON (for cache keys and the resolved pipeline).
+    fn params_json(&self) -> serde_json::Value;
+    /// Files the output depends on.
+    fn reads(&self, pipeline_dir: &Path) -> Vec<PathBuf>;
+    /// Runs the stage.
+    fn run(
+        &self,
+        ctx: &mut StageContext,
+        inputs: &[Option<Arc<dyn Artifact>>],
+    ) -> Result<Arc<dyn Artifact>, StageError>;
+}
+
+/// The registry's view of a stage kind.
+pub trait StageKind: Send + Sync {
+    /// Kind name.
+    fn name(&self) -> &'static str;
+    /// One-line description.
+    fn doc(&self) -> &'static str;
+    /// Input slots.
+    fn inputs(&self) -> &'static [Slot];
+    /// Output artifact type.
+    fn output(&self) -> &'static str;
+    /// JSON schema of the parameters (types, defaults, docs).
+    fn schema(&self) -> schemars::Schema;
+    /// Parses and checks parameters.
+    fn prepare(&self, params: &toml::Table) -> Result<Box<dyn PreparedStage>, ParamError>;
+}
+
+struct Kind<T>(std::marker::PhantomData<T>);
+
+struct Prepared<T: TypedStage>(T::Params);
+
+impl<T: TypedStage> PreparedStage for Prepared<T> {
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+    fn reads(&self, pipeline_dir: &Path) -> Vec<PathBuf> {
+        T::reads(&self.0, pipeline_dir)
+    }
+    fn run(
+        &self,
+        ctx: &mut StageContext,
+        inputs: &[Option<Arc<dyn Artifact>>],
+    ) -> Result<Arc<dyn Artifact>, StageError> {
+        T::run(&self.0, ctx, inputs)
+    }
+}
+
+impl<T: TypedStage> StageKind for Kind<T> {
+    fn name(&self) -> &'static str {
+        T::KIND
+    }
+    fn doc(&self) -> &'static str {
+        T::DOC
+    }
+    fn inputs(&self) -> &'static [Slot] {
+        T::INPUTS
+    }
+    fn output(&self) -> &'static str {
+        T::OUTPUT
+    }
+    fn schema(&self) -> schemars::Schema {
+        schemars::schema_for!(T::Params)
+    }
+    fn prepare(&self, params: &toml::Table) -> Result<Box<dyn PreparedStage>, ParamError> {
+        let value = toml::Value::Table(params.clone());
+        let p: T::Params = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            ParamError {
+                param: (path != "." && !path.is_empty()).then_some(path),
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        T::check(&p).map_err(|(param, message)| ParamError {
+            param: Some(param),
+            message,
+        })?;
+        Ok(Box::new(Prepared::<T>(p)))
+    }
+}
+
+/// All stage kinds and artifact types known to this program.
+#[derive(Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Box<dyn StageKind>>,
+    loaders: BTreeMap<&'static str, Option<ArtifactLoader>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a stage kind.
+    pub fn stage<T: TypedStage>(&mut self) -> &mut Self {
+        self.kinds
+            .insert(T::KIND, Box::new(Kind::<T>(std::marker::PhantomData)));
+        self
+    }
+
+    /// Adds a cacheable artifact type with its loader.
+    pub fn artifact(&mut self, type_name: &'static str, loader: ArtifactLoader) -> &mut Self {
+        self.loaders.insert(type_name, Some(loader));
+        self
+    }
+
+    /// Adds an artifact type that is cheaper to recompute than to store (never cached).
+    pub fn uncached_artifact(&mut self, type_name: &'static str) -> &mut Self {
+        self.loaders.insert(type_name, None);
+        self
+    }
+
+    /// Looks up a stage kind.
+    pub fn kind(&self, name: &str) -> Option<&dyn StageKind> {
+        self.kinds.get(name).map(|k| k.as_ref())
+    }
+
+    /// All stage kinds, sorted by name.
+    pub fn kinds(&self) -> impl Iterator<Item = &dyn StageKind> {
+        self.kinds.values().map(|k| k.as_ref())
+    }
+
+    /// The loader of an artifact type.
+    pub fn loader(&self, type_name: &str) -> Option<ArtifactLoader> {
+        self.loaders.get(type_name).copied().flatten()
+    }
+
+    /// The registered kind name closest to `name`, if close enough to be a typo.
+    pub fn suggest(&self, name: &str) -> Option<&'static str> {
+        nearest(name, self.kinds.keys().copied())
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if it is plausibly a typo.
+pub fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}

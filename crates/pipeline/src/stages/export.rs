@@ -1,0 +1,88 @@
+//! `export.model`: picks one trained model (the `final` one by default), records the
+//! evaluation metrics in its manifest and publishes it as the run's `model/`.
+
+use std::sync::Arc;
+
+use profundo_core::fsutil::{copy_dir, write_json_atomic};
+use profundo_core::manifest::{MANIFEST_FILE, Manifest};
+use serde::{Deserialize, Serialize};
+
+use crate::StageError;
+use crate::artifacts::{MetricsArtifact, ModelArtifact, TrainedClassifier};
+use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
+
+/// Parameters of `export.model`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportParams {
+    /// Which model to export: a fold name, or `final` (default: `final` if trained, else
+    /// the only fold).
+    pub fold: Option<String>,
+}
+
+/// Exports a model directory.
+pub struct ExportModel;
+
+impl TypedStage for ExportModel {
+    type Params = ExportParams;
+    const KIND: &'static str = "export.model";
+    const DOC: &'static str =
+        "Export one trained model (+ evaluation metrics in its manifest) as the run's model/";
+    const INPUTS: &'static [Slot] = &[
+        Slot {
+            name: "classifier",
+            accepts: &[TrainedClassifier::TYPE],
+            optional: false,
+        },
+        Slot {
+            name: "metrics",
+            accepts: &[MetricsArtifact::TYPE],
+            optional: true,
+        },
+    ];
+    const OUTPUT: &'static str = ModelArtifact::TYPE;
+
+    fn run(
+        p: &Self::Params,
+        ctx: &mut StageContext,
+        inputs: &[Option<Arc<dyn Artifact>>],
+    ) -> Result<Arc<dyn Artifact>, StageError> {
+        let input = inputs
+            .first()
+            .and_then(|a| a.as_ref())
+            .ok_or_else(|| StageError::Other("missing input".into()))?;
+        let c: &TrainedClassifier = downcast(input)?;
+        let names: Vec<&str> = c.models.iter().map(|m| m.fold.as_str()).collect();
+        let wanted = match &p.fold {
+            Some(f) => f.clone(),
+            None if names.contains(&"final") => "final".into(),
+            None if names.len() == 1 => names[0].to_string(),
+            None => {
+                return Err(StageError::Other(format!(
+                    "several models ({}); choose one with `fold = \"...\"` or train with `final_fit = true`",
+                    names.join(", ")
+                )));
+            }
+        };
+        let m = c.models.iter().find(|m| m.fold == wanted).ok_or_else(|| {
+            StageError::Other(format!(
+                "no model for fold `{wanted}` (models: {})",
+                names.join(", ")
+            ))
+        })?;
+        let dir = ctx.work_dir.join("model");
+        copy_dir(&c.model_path(m), &dir)?;
+        let mut manifest = Manifest::load(&dir)?;
+        if let Some(Some(metrics)) = inputs.get(1) {
+            let metrics: &MetricsArtifact = downcast(metrics)?;
+            manifest.metrics = metrics.metrics.clone();
+            if let Some(o) = manifest.metrics.as_object_mut() {
+                // Keep the manifest small: the confusion matrix and per-item detail stay in the run.
+                o.remove("confusion");
+            }
+        }
+        write_json_atomic(&dir.join(MANIFEST_FILE), &manifest)?;
+        ctx.log(&format!("exported the `{wanted}` model"));
+        Ok(Arc::new(ModelArtifact { dir, manifest }))
+    }
+}

@@ -1,0 +1,322 @@
+//! `train.classifier`: trains a convolutional classifier on every fold of a split (and
+//! optionally a final model on all data), keeping each fold's held-out predictions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use profundo_core::augment::Augment2dConfig;
+use profundo_core::backend;
+use profundo_core::manifest::{Manifest, save_conv_classifier};
+use profundo_core::model::ConvClassifierConfig;
+use profundo_core::train::{Checkpointer, Examples, TrainConfig, predict_proba, train_classifier};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::StageError;
+use crate::artifacts::{FeatureSet, FoldModel, Prediction, Split, TrainedClassifier};
+use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
+
+/// Parameters of `train.classifier`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainParams {
+    /// The network.
+    pub model: ConvClassifierConfig,
+    /// Optimisation settings.
+    pub training: TrainConfig,
+    /// On-the-fly augmentation of the 2-D inputs (time shift, SpecAugment masks).
+    pub augment: Augment2dConfig,
+    /// Fraction of training items (by original item) held out to pick the best epoch and
+    /// stop early; never the test items.
+    pub valid_fraction: f64,
+    /// Also train a `final` model on all items (test folds included) for export.
+    pub final_fit: bool,
+    /// Train only these folds (default: all).
+    pub folds: Vec<String>,
+    /// Task name written to the model manifest.
+    pub task: String,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        Self {
+            model: ConvClassifierConfig::default(),
+            training: TrainConfig::default(),
+            augment: Augment2dConfig::default(),
+            valid_fraction: 0.1,
+            final_fit: false,
+            folds: Vec::new(),
+            task: "classification".into(),
+        }
+    }
+}
+
+/// Trains a classifier per fold.
+pub struct TrainClassifier;
+
+impl TypedStage for TrainClassifier {
+    type Params = TrainParams;
+    const KIND: &'static str = "train.classifier";
+    const DOC: &'static str =
+        "Train a conv classifier on each fold of a split (+ an optional final model on all data)";
+    const INPUTS: &'static [Slot] = &[
+        Slot {
+            name: "features",
+            accepts: &[FeatureSet::TYPE],
+            optional: false,
+        },
+        Slot {
+            name: "split",
+            accepts: &[Split::TYPE],
+            optional: false,
+        },
+    ];
+    const OUTPUT: &'static str = TrainedClassifier::TYPE;
+
+    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+        p.model
+            .check()
+            .map_err(|e| ("model".to_string(), e.to_string()))?;
+        p.training
+            .check()
+            .map_err(|e| ("training".to_string(), e.to_string()))?;
+        if !(0.0..0.9).contains(&p.valid_fraction) {
+            return Err((
+                "valid_fraction".into(),
+                format!("must be in [0, 0.9), got {}", p.valid_fraction),
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &Self::Params,
+        ctx: &mut StageContext,
+        inputs: &[Option<Arc<dyn Artifact>>],
+    ) -> Result<Arc<dyn Artifact>, StageError> {
+        let get = |i: usize| {
+            inputs
+                .get(i)
+                .and_then(|a| a.as_ref())
+                .ok_or_else(|| StageError::Other("missing input".into()))
+        };
+        let fs: &FeatureSet = downcast(get(0)?)?;
+        let split: &Split = downcast(get(1)?)?;
+        let labels = fs.items.label_ids();
+        let data = Examples {
+            x: &fs.data,
+            shape: fs.shape,
+            labels: &labels,
+        };
+        let device = backend::train_device(ctx.backend, &ctx.device)?;
+        let plain = device.clone().inner();
+
+        let mut jobs: Vec<(String, Vec<usize>, Vec<usize>)> = Vec::new();
+        for fold in &split.folds {
+            if !p.folds.is_empty() && !p.folds.contains(&fold.name) {
+                continue;
+            }
+            let (train, test) = fold.partition(&fs.items.items);
+            jobs.push((fold.name.clone(), train, test));
+        }
+        if jobs.is_empty() {
+            return Err(StageError::Other(format!(
+                "no fold selected; folds of the split: {}",
+                split
+                    .folds
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if p.final_fit {
+            jobs.push((
+                "final".into(),
+                (0..fs.items.items.len()).collect(),
+                Vec::new(),
+            ));
+        }
+        let models_root = ctx.work_dir.join("models");
+        let mut models = Vec::new();
+        for (fold, train_all, test) in jobs {
+            let seed = fold_seed(ctx.seed, &fold);
+            let (train, valid) =
+                cut_validation(&fs.items.items, &train_all, p.valid_fraction, seed);
+            ctx.log(&format!(
+                "fold {fold}: {} train, {} valid, {} test items",
+                train.len(),
+                valid.len(),
+                test.len()
+            ));
+            device.seed(seed);
+            let model = p.model.init(fs.shape[0], fs.items.labels.len(), &device);
+            let t0 = Instant::now();
+            let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&fold));
+            let out = train_classifier(
+                model,
+                data,
+                &train,
+                &valid,
+                &p.training,
+                &p.augment,
+                seed,
+                &device,
+                Some(&ck),
+                &format!("{}:{fold}", ctx.stage),
+            )?;
+            if let Some(e) = out.resumed_from {
+                ctx.log(&format!(
+                    "fold {fold}: resumed from the checkpoint after epoch {e}"
+                ));
+            }
+            for r in &out.history {
+                ctx.log(&format!(
+                    "fold {fold} epoch {}: loss {:.4} acc {:.4} valid_loss {} valid_acc {} lr {:.2e}",
+                    r.epoch,
+                    r.train_loss,
+                    r.train_accuracy,
+                    r.valid_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                    r.valid_accuracy.map_or("-".into(), |v| format!("{v:.4}")),
+                    r.lr
+                ));
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            let model = out.model.valid();
+            let probs = predict_proba(&model, data, &test, 256, &plain);
+            let predictions: Vec<Prediction> = test
+                .iter()
+                .zip(probs)
+                .map(|(&i, probs)| Prediction {
+                    name: fs.items.items[i].name.clone(),
+                    group: fs.items.items[i].group.clone(),
+                    truth: labels[i],
+                    probs,
+                })
+                .collect();
+            if !predictions.is_empty() {
+                let hits = predictions
+                    .iter()
+                    .filter(|pr| argmax(&pr.probs) == pr.truth)
+                    .count();
+                ctx.log(&format!(
+                    "fold {fold}: held-out accuracy {:.4} ({hits}/{})",
+                    hits as f64 / predictions.len() as f64,
+                    predictions.len()
+                ));
+            }
+            let rel = format!("fold-{}", sanitize(&fold));
+            let dir = models_root.join(&rel);
+            let manifest = Manifest {
+                format: 1,
+                kind: "conv_classifier".into(),
+                task: p.task.clone(),
+                profundo_version: profundo_core::VERSION.into(),
+                created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                model: serde_json::to_value(&p.model).unwrap_or_default(),
+                input_shape: fs.shape,
+                labels: fs.items.labels.clone(),
+                features: serde_json::from_str(&fs.extractor).unwrap_or_default(),
+                training: serde_json::json!({
+                    "config": p.training,
+                    "augment": p.augment,
+                    "fold": fold,
+                    "train_items": train.len(),
+                    "valid_items": valid.len(),
+                    "best_epoch": out.best_epoch,
+                    "stop": out.stop,
+                    "seed": seed,
+                    "backend": ctx.backend.to_string(),
+                }),
+                metrics: serde_json::json!({}),
+                dataset_fingerprint: fs.fingerprint.clone(),
+            };
+            save_conv_classifier(&dir, &model, &manifest)?;
+            profundo_core::fsutil::write_json_atomic(&dir.join("history.json"), &out.history)?;
+            profundo_core::plots::training_curves(
+                &dir.join("training.png"),
+                &format!("{} — fold {fold}", ctx.stage),
+                &out.history,
+            )?;
+            models.push(FoldModel {
+                fold,
+                model_dir: rel,
+                history: out.history,
+                best_epoch: out.best_epoch,
+                stop: out.stop,
+                seconds,
+                predictions,
+            });
+        }
+        Ok(Arc::new(TrainedClassifier {
+            labels: fs.items.labels.clone(),
+            protocol: split.protocol.clone(),
+            models,
+            root: models_root,
+        }))
+    }
+}
+
+/// Index of the largest value.
+pub fn argmax(v: &[f32]) -> usize {
+    profundo_core::metrics::top_k_indices(v, 1)
+        .first()
+        .copied()
+        .unwrap_or(0)
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn fold_seed(seed: u64, fold: &str) -> u64 {
+    let h = blake3::hash(fold.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    seed ^ u64::from_le_bytes(b)
+}
+
+/// Splits training indices into (train, valid), holding out `fraction` of the original
+/// items together with their augmented copies (so validation never sees a near-duplicate
+/// of a training item), and validating on originals only.
+fn cut_validation(
+    items: &[crate::artifacts::ItemMeta],
+    train: &[usize],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    if fraction <= 0.0 {
+        return (train.to_vec(), Vec::new());
+    }
+    let mut origins: Vec<&str> = train.iter().map(|&i| items[i].origin()).collect();
+    origins.sort();
+    origins.dedup();
+    origins.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
+    let n_valid = ((origins.len() as f64) * fraction).round() as usize;
+    let held: std::collections::HashSet<&str> = origins[..n_valid.min(origins.len())]
+        .iter()
+        .copied()
+        .collect();
+    let (mut t, mut v) = (Vec::new(), Vec::new());
+    for &i in train {
+        if held.contains(items[i].origin()) {
+            if !items[i].is_augmented() {
+                v.push(i);
+            }
+        } else {
+            t.push(i);
+        }
+    }
+    (t, v)
+}

@@ -1,0 +1,205 @@
+//! From a clip to the model's input: trim silence, compute log-mel or MFCC, normalise per
+//! utterance, centre into a fixed number of frames. The same [`FeatureConfig`] is stored in
+//! the model manifest, so apps prepare clips exactly as training did.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::{MelConfig, MelExtractor};
+use crate::{Result, SpeechError};
+
+/// Complete feature settings, as stored in a model manifest (`features`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// The stage kind that defined these features (`speech.log_mel` or `speech.mfcc`).
+    pub kind: String,
+    /// Spectral analysis settings.
+    pub mel: MelConfig,
+    /// MFCC coefficients (only for `speech.mfcc`).
+    pub n_mfcc: Option<usize>,
+    /// Fixed number of frames of the model input (longer clips are centre-cropped, shorter
+    /// ones centred and zero-padded).
+    pub frames: usize,
+    /// Trim leading/trailing audio quieter than the loudest frame by this many dB.
+    pub trim_db: Option<f32>,
+    /// Per-clip normalisation of the features.
+    pub normalize: Normalize,
+}
+
+/// Per-clip feature normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalize {
+    /// Raw dB / coefficient values.
+    None,
+    /// Zero mean, unit variance over the whole clip.
+    Utterance,
+    /// Zero mean, unit variance per band over time (cepstral mean and variance
+    /// normalisation): removes the recording channel's and the speaker's fixed colouring.
+    Band,
+}
+
+/// Turns clips into fixed-size model inputs.
+#[derive(Clone)]
+pub struct Featurizer {
+    cfg: FeatureConfig,
+    extractor: MelExtractor,
+}
+
+impl Featurizer {
+    /// Prepares the extractor; checks the settings.
+    pub fn new(cfg: &FeatureConfig) -> Result<Self> {
+        if cfg.frames == 0 {
+            return Err(SpeechError::Config("frames must be positive".into()));
+        }
+        if cfg.kind == "speech.mfcc" && cfg.n_mfcc.is_none_or(|n| n == 0 || n > cfg.mel.n_mels) {
+            return Err(SpeechError::Config(format!(
+                "n_mfcc must be in 1..={}",
+                cfg.mel.n_mels
+            )));
+        }
+        Ok(Self {
+            cfg: cfg.clone(),
+            extractor: MelExtractor::new(&cfg.mel)?,
+        })
+    }
+
+    /// Reads the settings from a manifest's `features` value.
+    pub fn from_manifest(features: &serde_json::Value) -> Result<Self> {
+        let cfg: FeatureConfig = serde_json::from_value(features.clone()).map_err(|e| {
+            SpeechError::Config(format!(
+                "the model's feature settings are not speech features: {e}"
+            ))
+        })?;
+        Self::new(&cfg)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FeatureConfig {
+        &self.cfg
+    }
+
+    /// Model input shape `[1, rows, frames]`.
+    pub fn shape(&self) -> [usize; 3] {
+        let rows = if self.cfg.kind == "speech.mfcc" {
+            self.cfg.n_mfcc.unwrap_or(13)
+        } else {
+            self.cfg.mel.n_mels
+        };
+        [1, rows, self.cfg.frames]
+    }
+
+    /// Number of samples the fixed input covers.
+    pub fn window_samples(&self) -> usize {
+        (self.cfg.frames.saturating_sub(1)) * self.cfg.mel.hop_length
+    }
+
+    /// Model input for one clip at the configured sample rate: `rows * frames` values.
+    pub fn compute(&self, samples: &[f32]) -> Vec<f32> {
+        let y = match self.cfg.trim_db {
+            Some(db) => trim_silence(samples, db, self.cfg.mel.n_fft, self.cfg.mel.hop_length),
+            None => samples,
+        };
+        let m = if self.cfg.kind == "speech.mfcc" {
+            self.extractor.mfcc(y, self.cfg.n_mfcc.unwrap_or(13))
+        } else {
+            self.extractor.log_mel(y)
+        };
+        let mut data = m.data;
+        match self.cfg.normalize {
+            Normalize::None => {}
+            Normalize::Utterance => normalize(&mut data),
+            Normalize::Band => data.chunks_mut(m.cols).for_each(normalize),
+        }
+        fit_frames(&data, m.rows, m.cols, self.cfg.frames)
+    }
+}
+
+/// The part of `y` between the first and last frame whose RMS is within `top_db` of the
+/// loudest frame (librosa `effects.trim` semantics); the whole clip if all is quiet.
+pub fn trim_silence(y: &[f32], top_db: f32, frame: usize, hop: usize) -> &[f32] {
+    if y.len() < frame {
+        return y;
+    }
+    let n = 1 + (y.len() - frame) / hop;
+    let rms: Vec<f32> = (0..n)
+        .map(|t| {
+            let s = &y[t * hop..t * hop + frame];
+            (s.iter().map(|v| v * v).sum::<f32>() / frame as f32).sqrt()
+        })
+        .collect();
+    let max = rms.iter().copied().fold(0.0f32, f32::max);
+    if max <= 0.0 {
+        return y;
+    }
+    let thresh = max * 10f32.powf(-top_db / 20.0);
+    let first = rms.iter().position(|&r| r > thresh).unwrap_or(0);
+    let last = rms.iter().rposition(|&r| r > thresh).unwrap_or(n - 1);
+    let start = first * hop;
+    let end = (last * hop + frame).min(y.len());
+    &y[start..end]
+}
+
+/// Zero mean, unit variance over all values (no-op for constant input).
+pub fn normalize(x: &mut [f32]) {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let std = var.sqrt().max(1e-5);
+    for v in x.iter_mut() {
+        *v = ((*v as f64 - mean) / std) as f32;
+    }
+}
+
+/// Centre-crops or centre-pads (with zeros) a `rows` x `cols` matrix to `frames` columns.
+pub fn fit_frames(x: &[f32], rows: usize, cols: usize, frames: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * frames];
+    if cols >= frames {
+        let off = (cols - frames) / 2;
+        for r in 0..rows {
+            out[r * frames..(r + 1) * frames]
+                .copy_from_slice(&x[r * cols + off..r * cols + off + frames]);
+        }
+    } else {
+        let off = (frames - cols) / 2;
+        for r in 0..rows {
+            out[r * frames + off..r * frames + off + cols]
+                .copy_from_slice(&x[r * cols..(r + 1) * cols]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_frames_centres() {
+        let x = [1., 2., 3., 4., 5., 6.]; // 2 rows x 3 cols
+        assert_eq!(
+            fit_frames(&x, 2, 3, 5),
+            vec![0., 1., 2., 3., 0., 0., 4., 5., 6., 0.]
+        );
+        assert_eq!(fit_frames(&x, 2, 3, 1), vec![2., 5.]);
+    }
+
+    #[test]
+    fn trim_drops_leading_and_trailing_silence() {
+        let mut y = vec![0.0f32; 4000];
+        for (i, v) in y.iter_mut().enumerate().take(2600).skip(1000) {
+            *v = (i as f32 * 0.3).sin();
+        }
+        let t = trim_silence(&y, 40.0, 256, 64);
+        assert!(t.len() < 2200 && t.len() >= 1600, "{}", t.len());
+    }
+
+    #[test]
+    fn normalize_gives_zero_mean_unit_variance() {
+        let mut x = vec![1.0, 2.0, 3.0, 4.0];
+        normalize(&mut x);
+        let mean: f32 = x.iter().sum::<f32>() / 4.0;
+        let var: f32 = x.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0;
+        assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5);
+    }
+}

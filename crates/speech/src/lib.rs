@@ -1,0 +1,27 @@
+//! profundo's speech domain: WAV in, spoken labels out.
+//!
+//! The same rooms in the same order as every domain:
+//! - [`wav`]: WAV reading (8/16/24/32-bit integer, 32-bit float, any channel count) with
+//!   errors that name the file and the problem; [`resample`] to the pipeline's rate.
+//! - [`features`]: log-mel spectrogram and MFCC, matching librosa (Slaney mel, `htk=False`);
+//!   [`input`] turns them into the model's fixed-size, per-utterance normalised input.
+//! - [`augment`]: waveform augmentation (noise at an SNR, time shift, gain, speed).
+//! - [`stages`]: the pipeline stage kinds `speech.load_wav`, `speech.augment`,
+//!   `speech.log_mel`, `speech.mfcc`.
+//! - [`app`]: `recognize` a clip and `spot` digits in a long recording.
+
+pub mod app;
+pub mod augment;
+pub mod error;
+pub mod features;
+pub mod input;
+pub mod resample;
+pub mod stages;
+pub mod wav;
+
+pub use error::{Result, SpeechError};
+
+/// Registers the speech stage kinds and artifact types.
+pub fn register(reg: &mut profundo_pipeline::Registry) {
+    stages::register(reg);
+}

@@ -1,0 +1,7 @@
+//! The regression suite: end-to-end runs of the `profundo` binary on real data, with the
+//! accuracy floors every shipped pipeline must keep, and the bad-input contract.
+
+mod bad_input;
+mod engine;
+mod quickstart;
+mod util;

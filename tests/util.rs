@@ -1,0 +1,151 @@
+//! Helpers for the regression suite: run the real binary in throw-away directories.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The result of one `profundo` invocation.
+#[derive(Debug)]
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// stdout and stderr together, for assertions on messages.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `profundo args...` in `cwd`.
+pub fn profundo(cwd: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_profundo"))
+        .args(args)
+        .current_dir(cwd)
+        .env("PROFUNDO_LOG", "info")
+        .output()
+        .expect("failed to start profundo");
+    let o = Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !o.stderr.contains("panicked"),
+        "profundo panicked: {}",
+        o.stderr
+    );
+    o
+}
+
+/// Runs and asserts success.
+pub fn ok(cwd: &Path, args: &[&str]) -> Out {
+    let o = profundo(cwd, args);
+    assert!(o.ok, "profundo {args:?} failed:\n{}", o.all());
+    o
+}
+
+/// Runs and asserts failure whose message contains every one of `needles`.
+pub fn fails_with(cwd: &Path, args: &[&str], needles: &[&str]) -> Out {
+    let o = profundo(cwd, args);
+    assert!(!o.ok, "profundo {args:?} should have failed:\n{}", o.all());
+    for n in needles {
+        assert!(
+            o.stderr.contains(n),
+            "profundo {args:?}: expected `{n}` in the error:\n{}",
+            o.stderr
+        );
+    }
+    o
+}
+
+/// Copies `takes` takes of every digit for `speakers` from the shipped FSDD into `dir/wav`.
+pub fn tiny_fsdd(dir: &Path, speakers: &[&str], takes: usize) -> PathBuf {
+    let src = repo().join("datasets/fsdd/recordings");
+    let dest = dir.join("wav");
+    std::fs::create_dir_all(&dest).unwrap();
+    for s in speakers {
+        for d in 0..10 {
+            for t in 0..takes {
+                let name = format!("{d}_{s}_{t}.wav");
+                std::fs::copy(src.join(&name), dest.join(&name)).unwrap();
+            }
+        }
+    }
+    dest
+}
+
+/// A small but complete pipeline over `wav_dir`: hold out `theo`, tiny CNN, few epochs.
+pub fn tiny_pipeline(name: &str, wav_dir: &Path, epochs: usize) -> String {
+    format!(
+        r#"[pipeline]
+name = "{name}"
+seed = 7
+
+[stages.audio]
+kind = "speech.load_wav"
+path = "{wav}"
+
+[stages.split]
+kind = "split.by_group"
+inputs = ["audio"]
+test_groups = ["theo"]
+
+[stages.features]
+kind = "speech.log_mel"
+inputs = ["audio"]
+frames = 32
+
+[stages.train]
+kind = "train.classifier"
+inputs = ["features", "split"]
+valid_fraction = 0.2
+
+[stages.train.model]
+channels = [8, 16]
+dropout = 0.1
+
+[stages.train.training]
+epochs = {epochs}
+batch_size = 32
+lr = 0.005
+
+[stages.eval]
+kind = "eval.classification"
+inputs = ["train"]
+
+[stages.export]
+kind = "export.model"
+inputs = ["train", "eval"]
+"#,
+        wav = wav_dir.display()
+    )
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Reads a run's `metrics.json`.
+pub fn metrics(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap()
+}
+
+/// The run directory printed by `profundo run` (`run: PATH`).
+pub fn run_dir(out: &Out, cwd: &Path) -> PathBuf {
+    let line = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run: "))
+        .expect("no `run:` line");
+    cwd.join(line.trim())
+}
