@@ -126,7 +126,7 @@ fn unset_environment_variable_is_named() {
     validate_fails(
         &format!("{HEAD}{}", stage_audio("${PROFUNDO_SURELY_UNSET_VAR}/wav")),
         &[
-            "bad.toml:7",
+            "bad.toml:6",
             "environment variable `PROFUNDO_SURELY_UNSET_VAR` is not set",
         ],
     );

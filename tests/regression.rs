@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod engine;
+mod protocols;
 mod quickstart;
 mod util;

@@ -2,7 +2,7 @@
 //! settings (fixtures: `tests/fixtures/librosa_reference.json`, made by
 //! `tests/fixtures/make_librosa_reference.py`).
 //!
-//! Tolerance: 0.01 dB on every log-mel cell and 0.01 on every MFCC coefficient (values
+//! Tolerance: 0.001 dB on every log-mel cell and 0.001 on every MFCC coefficient (measured: 1.3e-5 and 6e-5) (values
 //! are rounded to 1e-5 in the fixture). librosa computes in float32, we in float64.
 
 use std::path::PathBuf;
@@ -31,7 +31,7 @@ struct Fixture {
     cases: Vec<Case>,
 }
 
-const TOL: f64 = 0.01;
+const TOL: f64 = 1e-3;
 
 #[test]
 fn log_mel_and_mfcc_match_librosa() {
