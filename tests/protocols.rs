@@ -2,37 +2,65 @@
 
 use crate::util::*;
 
-/// Measured with seed 42 (README "Results"): mean fold accuracy 0.000 over the five
-/// speakers. The floor leaves room for floating-point differences between machines.
-const LOSO_MEAN_FLOOR: f64 = 0.0;
-/// Measured with seed 42: 0.000 on takes 0-4 (speaker-dependent).
-const TAKES_FLOOR: f64 = 0.0;
+/// Measured with seed 42 (README "Results"): mean fold accuracy 0.8684 over the five
+/// speakers (george 0.844, jackson 0.766, lucas 0.884, theo 0.952, yweweler 0.896). The floor leaves room for floating-point differences between machines.
+const LOSO_MEAN_FLOOR: f64 = 0.84;
+/// Measured with seed 42: 0.972 on takes 0-4 (speaker-dependent).
+const TAKES_FLOOR: f64 = 0.94;
 
 #[test]
 fn leave_one_speaker_out_reaches_its_floor() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo();
-    let out = ok(&repo, &["run", "pipelines/speech-fsdd-loso.toml", "--runs-dir", tmp.path().to_str().unwrap()]);
+    let out = ok(
+        &repo,
+        &[
+            "run",
+            "pipelines/speech-fsdd-loso.toml",
+            "--runs-dir",
+            tmp.path().to_str().unwrap(),
+        ],
+    );
     let m = metrics(&run_dir(&out, &repo));
     let folds = m["eval"]["folds"].as_object().unwrap();
     assert_eq!(folds.len(), 5, "one fold per speaker");
     for (speaker, f) in folds {
-        eprintln!("LOSO fold {speaker}: accuracy {:.4}", f["accuracy"].as_f64().unwrap());
+        eprintln!(
+            "LOSO fold {speaker}: accuracy {:.4}",
+            f["accuracy"].as_f64().unwrap()
+        );
         assert_eq!(f["items"], 500);
     }
     let mean = m["eval"]["fold_accuracy_mean"].as_f64().unwrap();
     eprintln!("LOSO mean accuracy {mean:.4}");
-    assert!(mean >= LOSO_MEAN_FLOOR, "LOSO mean accuracy {mean} fell below the floor {LOSO_MEAN_FLOOR}");
+    assert!(
+        mean >= LOSO_MEAN_FLOOR,
+        "LOSO mean accuracy {mean} fell below the floor {LOSO_MEAN_FLOOR}"
+    );
 }
 
 #[test]
 fn upstream_takes_split_reaches_its_floor() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo();
-    let out = ok(&repo, &["run", "pipelines/speech-fsdd-takes.toml", "--runs-dir", tmp.path().to_str().unwrap()]);
+    let out = ok(
+        &repo,
+        &[
+            "run",
+            "pipelines/speech-fsdd-takes.toml",
+            "--runs-dir",
+            tmp.path().to_str().unwrap(),
+        ],
+    );
     let m = metrics(&run_dir(&out, &repo));
-    assert_eq!(m["eval"]["items"], 250, "takes 0-4 of 10 digits x 5 speakers");
+    assert_eq!(
+        m["eval"]["items"], 250,
+        "takes 0-4 of 10 digits x 5 speakers"
+    );
     let acc = m["eval"]["accuracy"].as_f64().unwrap();
     eprintln!("takes 0-4 accuracy {acc:.4}");
-    assert!(acc >= TAKES_FLOOR, "accuracy {acc} fell below the floor {TAKES_FLOOR}");
+    assert!(
+        acc >= TAKES_FLOOR,
+        "accuracy {acc} fell below the floor {TAKES_FLOOR}"
+    );
 }

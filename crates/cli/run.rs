@@ -48,14 +48,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         );
     }
     if summary.ran() == 0 {
-        println!(
-            "nothing changed: all {} stages were cached, nothing recomputed",
-            summary
-                .stages
-                .iter()
-                .filter(|s| s.outcome == "cached")
-                .count()
-        );
+        let cached = summary
+            .stages
+            .iter()
+            .filter(|s| s.outcome == "cached")
+            .count();
+        println!("nothing changed: no stage recomputed ({cached} cached, the others not needed)");
     }
     if let Some(m) = summary.metrics.as_object() {
         for (stage, v) in m {

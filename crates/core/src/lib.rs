@@ -9,6 +9,8 @@
 //! - [`plots`]: training curves and confusion matrices as PNG.
 //! - [`fsutil`]: atomic file and directory writes.
 
+#![warn(missing_docs)]
+
 pub mod augment;
 pub mod backend;
 pub mod error;

@@ -118,6 +118,8 @@ pub fn training_curves(path: &Path, title: &str, history: &[EpochRecord]) -> Res
 pub fn confusion_matrix(path: &Path, title: &str, cm: &ConfusionMatrix) -> Result<()> {
     ensure_font();
     let n = cm.labels.len();
+    // A segmented range `0..last` has `last + 1` segments, one per class.
+    let last = n.max(2) - 1;
     render_png(path, (640, 640), |buf| {
         let root = BitMapBackend::with_buffer(buf, (640, 640)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -126,7 +128,7 @@ pub fn confusion_matrix(path: &Path, title: &str, cm: &ConfusionMatrix) -> Resul
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented())?;
+            .build_cartesian_2d((0..last).into_segmented(), (0..last).into_segmented())?;
         let name = |v: &SegmentValue<usize>, flip: bool| match v {
             SegmentValue::CenterOf(i) if *i < n => {
                 let idx = if flip { n - 1 - *i } else { *i };

@@ -149,7 +149,10 @@ pub fn run(pipeline: &Pipeline, registry: &Registry, opts: &RunOptions) -> Resul
     };
     let result = (|| -> Result<Publication> {
         for st in &pipeline.stages {
-            if selected.contains(&st.name) && !ex.is_cached(&st.name) {
+            if selected.contains(&st.name)
+                && !ex.is_cached(&st.name)
+                && ex.wanted(&st.name, &selected)
+            {
                 ex.get(&st.name)?;
             }
         }
@@ -171,7 +174,8 @@ pub fn run(pipeline: &Pipeline, registry: &Registry, opts: &RunOptions) -> Resul
                     } else if ex.is_cached(&s.name) {
                         "cached".into()
                     } else {
-                        "not run".into()
+                        // An uncached artifact (e.g. `audio`) whose consumers were all cached.
+                        "not needed".into()
                     },
                     seconds: 0.0,
                 })
@@ -227,6 +231,20 @@ impl Exec<'_> {
         !self.forced.contains(stage)
             && self.registry.loader(self.output_type(stage)).is_some()
             && self.cache_dir(stage).join(INFO_FILE).is_file()
+    }
+
+    /// Whether `stage` must run for its own sake: a cacheable output, or an uncached one
+    /// (e.g. `audio`) that no selected stage consumes. Uncached outputs that feed other
+    /// stages are computed only when a consumer actually runs.
+    fn wanted(&self, stage: &str, selected: &BTreeSet<String>) -> bool {
+        if self.registry.loader(self.output_type(stage)).is_some() {
+            return true;
+        }
+        !self
+            .pipeline
+            .stages
+            .iter()
+            .any(|s| selected.contains(&s.name) && s.inputs.iter().flatten().any(|i| i == stage))
     }
 
     /// The artifact of `stage`: already in memory, loaded from the cache, or computed.

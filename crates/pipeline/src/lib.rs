@@ -10,6 +10,8 @@
 //! - [`stages`]: the domain-independent stage kinds (`split.*`, `train.classifier`,
 //!   `eval.classification`, `export.model`).
 
+#![warn(missing_docs)]
+
 pub mod artifacts;
 pub mod engine;
 pub mod error;

@@ -18,7 +18,8 @@ pub struct StageStatus {
     pub kind: String,
     /// Cache key.
     pub key: String,
-    /// `ran`, `cached` or `skipped` (outside `--until`).
+    /// `ran`, `cached`, `not needed` (an uncached input whose consumers were all
+    /// cached) or `skipped` (outside `--until`).
     pub outcome: String,
     /// Seconds spent running it (0 when cached).
     pub seconds: f64,

@@ -10,6 +10,8 @@
 //!   `speech.log_mel`, `speech.mfcc`.
 //! - [`app`]: `recognize` a clip and `spot` digits in a long recording.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod augment;
 pub mod error;

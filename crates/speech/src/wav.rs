@@ -114,8 +114,12 @@ fn describe(e: &hound::Error) -> String {
         hound::Error::FormatError(m) if m.contains("RIFF") || m.contains("WAVE") => {
             format!("not a WAV file (no RIFF/WAVE header: {m})")
         }
-        hound::Error::FormatError(m) if m.contains("bits per sample") || m.contains("sample format") => {
-            format!("unsupported sample format ({m}); supported: 8/16/24/32-bit integer PCM, 32-bit float")
+        hound::Error::FormatError(m)
+            if m.contains("bits per sample") || m.contains("sample format") =>
+        {
+            format!(
+                "unsupported sample format ({m}); supported: 8/16/24/32-bit integer PCM, 32-bit float"
+            )
         }
         hound::Error::FormatError(m) => format!("malformed WAV file: {m}"),
         hound::Error::Unsupported => {

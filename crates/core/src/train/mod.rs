@@ -441,6 +441,20 @@ mod tests {
         labels: Vec<usize>,
         epochs: usize,
     ) -> Result<TrainOutcome<crate::model::ConvClassifier>> {
+        let cfg = TrainConfig {
+            epochs,
+            batch_size: 4,
+            lr: 0.05,
+            ..TrainConfig::default()
+        };
+        tiny_with(x, labels, cfg)
+    }
+
+    fn tiny_with(
+        x: Vec<f32>,
+        labels: Vec<usize>,
+        cfg: TrainConfig,
+    ) -> Result<TrainOutcome<crate::model::ConvClassifier>> {
         let device = crate::backend::train_device(crate::backend::BackendKind::Flex, "cpu")?;
         device.seed(1);
         let model = ConvClassifierConfig {
@@ -455,12 +469,6 @@ mod tests {
             labels: &labels,
         };
         let idx: Vec<usize> = (0..labels.len()).collect();
-        let cfg = TrainConfig {
-            epochs,
-            batch_size: 4,
-            lr: 0.05,
-            ..TrainConfig::default()
-        };
         train_classifier(
             model,
             data,
@@ -487,6 +495,20 @@ mod tests {
             err.contains("loss became NaN") && err.contains("epoch 1, batch 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_budget_stops_training_after_the_epoch_that_exceeds_it() {
+        let labels: Vec<usize> = (0..8).map(|i| i % 2).collect();
+        let cfg = TrainConfig {
+            epochs: 5,
+            batch_size: 4,
+            budget_s: Some(1e-9),
+            ..TrainConfig::default()
+        };
+        let out = tiny_with(vec![0.1; 8 * 16], labels, cfg).unwrap();
+        assert_eq!(out.history.len(), 1);
+        assert_eq!(out.stop, StopReason::Budget);
     }
 
     #[test]
