@@ -62,6 +62,18 @@ pub fn downcast<T: Artifact>(a: &Arc<dyn Artifact>) -> Result<&T, StageError> {
     })
 }
 
+/// Input slot `i` of a running stage, downcast to its concrete type.
+pub fn input<T: Artifact>(
+    inputs: &[Option<Arc<dyn Artifact>>],
+    i: usize,
+) -> Result<&T, StageError> {
+    let a = inputs
+        .get(i)
+        .and_then(|a| a.as_ref())
+        .ok_or_else(|| StageError::Other(format!("input {} is missing", i + 1)))?;
+    downcast(a)
+}
+
 /// Loads an artifact of one type from its cache directory.
 pub type ArtifactLoader = fn(&Path) -> Result<Arc<dyn Artifact>, StageError>;
 

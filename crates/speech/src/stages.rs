@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use profundo_pipeline::artifacts::{FeatureSet, ItemMeta, Items};
-use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
+use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
 use profundo_pipeline::{Registry, StageError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -71,6 +71,13 @@ impl Artifact for AudioSet {
         Some(&self.items)
     }
 }
+
+/// The single `audio` input of the stages that transform clips.
+const AUDIO_IN: &[Slot] = &[Slot {
+    name: "audio",
+    accepts: &[AudioSet::TYPE],
+    optional: false,
+}];
 
 /// Parameters of `speech.load_wav`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -341,11 +348,7 @@ impl TypedStage for Augment {
     const KIND: &'static str = "speech.augment";
     const DOC: &'static str =
         "Add augmented copies of every clip: speed, gain, time shift, noise at an SNR";
-    const INPUTS: &'static [Slot] = &[Slot {
-        name: "audio",
-        accepts: &[AudioSet::TYPE],
-        optional: false,
-    }];
+    const INPUTS: &'static [Slot] = AUDIO_IN;
     const OUTPUT: &'static str = AudioSet::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {
@@ -372,11 +375,7 @@ impl TypedStage for Augment {
         ctx: &mut StageContext,
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let input = inputs
-            .first()
-            .and_then(|a| a.as_ref())
-            .ok_or_else(|| StageError::Other("missing input".into()))?;
-        let a: &AudioSet = downcast(input)?;
+        let a: &AudioSet = input(inputs, 0)?;
         let seed = ctx.seed;
         let jobs: Vec<(usize, usize)> = (0..a.clips.len())
             .flat_map(|i| (0..p.copies).map(move |k| (i, k)))
@@ -464,11 +463,7 @@ fn featurize(
     ctx: &mut StageContext,
     inputs: &[Option<Arc<dyn Artifact>>],
 ) -> Result<Arc<dyn Artifact>, StageError> {
-    let input = inputs
-        .first()
-        .and_then(|a| a.as_ref())
-        .ok_or_else(|| StageError::Other("missing input".into()))?;
-    let a: &AudioSet = downcast(input)?;
+    let a: &AudioSet = input(inputs, 0)?;
     let cfg = FeatureConfig {
         kind: kind.to_string(),
         mel: MelConfig {
@@ -527,11 +522,7 @@ impl TypedStage for LogMel {
     const KIND: &'static str = "speech.log_mel";
     const DOC: &'static str =
         "Log-mel spectrogram (librosa-compatible), trimmed, normalised, fixed frames";
-    const INPUTS: &'static [Slot] = &[Slot {
-        name: "audio",
-        accepts: &[AudioSet::TYPE],
-        optional: false,
-    }];
+    const INPUTS: &'static [Slot] = AUDIO_IN;
     const OUTPUT: &'static str = FeatureSet::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {
@@ -555,11 +546,7 @@ impl TypedStage for Mfcc {
     const KIND: &'static str = "speech.mfcc";
     const DOC: &'static str =
         "MFCC (librosa-compatible DCT-II of the log-mel spectrogram), fixed frames";
-    const INPUTS: &'static [Slot] = &[Slot {
-        name: "audio",
-        accepts: &[AudioSet::TYPE],
-        optional: false,
-    }];
+    const INPUTS: &'static [Slot] = AUDIO_IN;
     const OUTPUT: &'static str = FeatureSet::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::train::argmax;
 use crate::StageError;
 use crate::artifacts::{MetricsArtifact, Prediction, TrainedClassifier};
-use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
+use crate::registry::{Artifact, Slot, StageContext, TypedStage, input};
 
 /// Parameters of `eval.classification`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -74,11 +74,7 @@ impl TypedStage for EvalClassification {
         ctx: &mut StageContext,
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let input = inputs
-            .first()
-            .and_then(|a| a.as_ref())
-            .ok_or_else(|| StageError::Other("missing input".into()))?;
-        let c: &TrainedClassifier = downcast(input)?;
+        let c: &TrainedClassifier = input(inputs, 0)?;
         let labels = &c.labels;
         let mut folds = serde_json::Map::new();
         let mut fold_acc = Vec::new();

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StageError;
 use crate::artifacts::{MetricsArtifact, ModelArtifact, TrainedClassifier};
-use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
+use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast, input};
 
 /// Parameters of `export.model`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -47,11 +47,7 @@ impl TypedStage for ExportModel {
         ctx: &mut StageContext,
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let input = inputs
-            .first()
-            .and_then(|a| a.as_ref())
-            .ok_or_else(|| StageError::Other("missing input".into()))?;
-        let c: &TrainedClassifier = downcast(input)?;
+        let c: &TrainedClassifier = input(inputs, 0)?;
         let names: Vec<&str> = c.models.iter().map(|m| m.fold.as_str()).collect();
         let wanted = match &p.fold {
             Some(f) => f.clone(),

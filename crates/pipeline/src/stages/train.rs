@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StageError;
 use crate::artifacts::{FeatureSet, FoldModel, Prediction, Split, TrainedClassifier};
-use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
+use crate::registry::{Artifact, Slot, StageContext, TypedStage, input};
 
 /// Parameters of `train.classifier`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -97,14 +97,8 @@ impl TypedStage for TrainClassifier {
         ctx: &mut StageContext,
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let get = |i: usize| {
-            inputs
-                .get(i)
-                .and_then(|a| a.as_ref())
-                .ok_or_else(|| StageError::Other("missing input".into()))
-        };
-        let fs: &FeatureSet = downcast(get(0)?)?;
-        let split: &Split = downcast(get(1)?)?;
+        let fs: &FeatureSet = input(inputs, 0)?;
+        let split: &Split = input(inputs, 1)?;
         let labels = fs.items.label_ids();
         let data = Examples {
             x: &fs.data,
