@@ -119,7 +119,7 @@ pub fn load_conv_classifier(dir: &Path, device: &Device) -> Result<(ConvClassifi
             path: dir.join(MANIFEST_FILE),
             source: e,
         })?;
-    let mut model = cfg.init(manifest.input_shape[0], manifest.labels.len(), device);
+    let mut model = cfg.init(manifest.input_shape, manifest.labels.len(), device);
     let weights = dir.join(WEIGHTS_FILE);
     let mut store = SafetensorsStore::from_file(weights.clone());
     let applied = model
@@ -137,4 +137,95 @@ pub fn load_conv_classifier(dir: &Path, device: &Device) -> Result<(ConvClassifi
         });
     }
     Ok((model, manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tensor};
+
+    fn manifest(model: &ConvClassifierConfig, shape: [usize; 3]) -> Manifest {
+        Manifest {
+            format: 1,
+            kind: "conv_classifier".into(),
+            task: "test".into(),
+            profundo_version: crate::VERSION.into(),
+            created: "now".into(),
+            model: serde_json::to_value(model).unwrap(),
+            input_shape: shape,
+            labels: vec!["a".into(), "b".into(), "c".into()],
+            features: serde_json::json!({}),
+            training: serde_json::json!({}),
+            metrics: serde_json::json!({}),
+            dataset_fingerprint: "x".into(),
+        }
+    }
+
+    #[test]
+    fn a_saved_model_reloads_with_identical_outputs() {
+        let plain = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
+        let train = plain.clone().autodiff();
+        for temporal in [false, true] {
+            let cfg = ConvClassifierConfig {
+                channels: vec![4, 8],
+                kernel: 3,
+                dropout: 0.1,
+                temporal,
+            };
+            let shape = [1, 6, 10];
+            // A few training steps, so batch-norm running statistics differ from their
+            // initial values and must be saved too.
+            let labels: Vec<usize> = (0..12).map(|i| i % 3).collect();
+            let x: Vec<f32> = (0..12 * 60)
+                .map(|i| ((i * 37) % 17) as f32 / 17.0 + (i / 60 % 3) as f32)
+                .collect();
+            let data = crate::train::Examples {
+                x: &x,
+                shape,
+                labels: &labels,
+            };
+            let idx: Vec<usize> = (0..12).collect();
+            let tc = crate::train::TrainConfig {
+                epochs: 2,
+                batch_size: 4,
+                ..Default::default()
+            };
+            let out = crate::train::train_classifier(
+                cfg.init(shape, 3, &train),
+                data,
+                &idx,
+                &[],
+                &tc,
+                &Default::default(),
+                3,
+                &train,
+                None,
+                "t",
+            )
+            .unwrap();
+            let model = burn::module::Module::valid(&out.model);
+            let dir = tempfile::tempdir().unwrap();
+            save_conv_classifier(dir.path(), &model, &manifest(&cfg, shape)).unwrap();
+            let (loaded, m) = load_conv_classifier(dir.path(), &plain).unwrap();
+            assert_eq!(m.labels.len(), 3);
+            let fresh = cfg.init(shape, 3, &plain);
+            let x = Tensor::<4>::random([2, 1, 6, 10], Distribution::Default, &plain);
+            let a: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
+            let b: Vec<f32> = loaded.forward(x.clone()).into_data().try_to_vec().unwrap();
+            let c: Vec<f32> = fresh.forward(x).into_data().try_to_vec().unwrap();
+            assert_eq!(a.len(), 6);
+            assert_eq!(a, b, "temporal = {temporal}: reloaded outputs differ");
+            assert_ne!(a, c, "a fresh network must differ from the trained one");
+        }
+    }
+
+    #[test]
+    fn a_directory_without_manifest_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve_model_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("not a model directory") && err.contains("manifest.json"),
+            "{err}"
+        );
+    }
 }

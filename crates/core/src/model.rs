@@ -23,6 +23,10 @@ pub struct ConvClassifierConfig {
     pub kernel: usize,
     /// Dropout probability before the linear head.
     pub dropout: f64,
+    /// Treat each input row as a channel and convolve along the columns only: a 1-D
+    /// temporal CNN (e.g. MFCC coefficients as channels over frames). Pooling halves the
+    /// columns only.
+    pub temporal: bool,
 }
 
 impl Default for ConvClassifierConfig {
@@ -31,6 +35,7 @@ impl Default for ConvClassifierConfig {
             channels: vec![16, 32, 64, 64],
             kernel: 3,
             dropout: 0.3,
+            temporal: false,
         }
     }
 }
@@ -59,20 +64,38 @@ impl ConvClassifierConfig {
         Ok(())
     }
 
-    /// Builds the network for inputs with `in_channels` channels and `classes` outputs.
-    pub fn init(&self, in_channels: usize, classes: usize, device: &Device) -> ConvClassifier {
+    /// Builds the network for inputs of `[channels, rows, cols]` and `classes` outputs.
+    pub fn init(&self, input_shape: [usize; 3], classes: usize, device: &Device) -> ConvClassifier {
         let mut blocks = Vec::with_capacity(self.channels.len());
-        let mut prev = in_channels;
+        let [channels, rows, _] = input_shape;
+        let mut prev = if self.temporal {
+            channels * rows
+        } else {
+            channels
+        };
         let pad = self.kernel / 2;
+        let (kernel, padding, pool) = if self.temporal {
+            (
+                [1, self.kernel],
+                PaddingConfig2d::Explicit(0, pad, 0, pad),
+                [1, 2],
+            )
+        } else {
+            (
+                [self.kernel, self.kernel],
+                PaddingConfig2d::Explicit(pad, pad, pad, pad),
+                [2, 2],
+            )
+        };
         for (i, &ch) in self.channels.iter().enumerate() {
             let last = i + 1 == self.channels.len();
             blocks.push(ConvBlock {
-                conv: Conv2dConfig::new([prev, ch], [self.kernel, self.kernel])
-                    .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                conv: Conv2dConfig::new([prev, ch], kernel)
+                    .with_padding(padding.clone())
                     .with_bias(false)
                     .init(device),
                 norm: BatchNormConfig::new(ch).init(device),
-                pool: (!last).then(|| MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init()),
+                pool: (!last).then(|| MaxPool2dConfig::new(pool).with_strides(pool).init()),
             });
             prev = ch;
         }
@@ -81,6 +104,7 @@ impl ConvClassifierConfig {
             global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             dropout: DropoutConfig::new(self.dropout).init(),
             head: LinearConfig::new(prev, classes).init(device),
+            temporal: self.temporal,
         }
     }
 }
@@ -110,12 +134,19 @@ pub struct ConvClassifier {
     global_pool: AdaptiveAvgPool2d,
     dropout: Dropout,
     head: Linear,
+    temporal: bool,
 }
 
 impl ConvClassifier {
     /// Class logits for a batch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = x;
+        let mut x = if self.temporal {
+            // [batch, channels, rows, cols] -> [batch, channels * rows, 1, cols]
+            let [b, c, h, w] = x.dims();
+            x.reshape([b, c * h, 1, w])
+        } else {
+            x
+        };
         for block in &self.blocks {
             x = block.forward(x);
         }

@@ -461,8 +461,9 @@ mod tests {
             channels: vec![4],
             kernel: 3,
             dropout: 0.0,
+            temporal: false,
         }
-        .init(1, 2, &device);
+        .init([1, 4, 4], 2, &device);
         let data = Examples {
             x: &x,
             shape: [1, 4, 4],

@@ -147,7 +147,7 @@ impl TypedStage for TrainClassifier {
                 test.len()
             ));
             device.seed(seed);
-            let model = p.model.init(fs.shape[0], fs.items.labels.len(), &device);
+            let model = p.model.init(fs.shape, fs.items.labels.len(), &device);
             let t0 = Instant::now();
             let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&fold));
             let out = train_classifier(
