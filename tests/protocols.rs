@@ -2,11 +2,11 @@
 
 use crate::util::*;
 
-/// Measured with seed 42 (README "Results"): mean fold accuracy 0.8684 over the five
-/// speakers (george 0.844, jackson 0.766, lucas 0.884, theo 0.952, yweweler 0.896). The floor leaves room for floating-point differences between machines.
-const LOSO_MEAN_FLOOR: f64 = 0.84;
-/// Measured with seed 42: 0.972 on takes 0-4 (speaker-dependent).
-const TAKES_FLOOR: f64 = 0.94;
+/// Measured with seed 42 (README "Results"): mean fold accuracy 0.898 over the five
+/// speakers (george 0.842, jackson 0.842, lucas 0.918, theo 0.978, yweweler 0.910). The floor leaves room for floating-point differences between machines.
+const LOSO_MEAN_FLOOR: f64 = 0.87;
+/// Measured with seed 42: 0.984 on takes 0-4 (speaker-dependent).
+const TAKES_FLOOR: f64 = 0.95;
 
 #[test]
 fn leave_one_speaker_out_reaches_its_floor() {

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{read_json, write_json_atomic};
-use crate::model::{ConvClassifier, ConvClassifierConfig};
+use crate::model::{ConvClassifier, ConvClassifierConfig, ConvEnsemble};
 use crate::{CoreError, Result};
 
 /// File name of the manifest inside a model directory.
@@ -86,23 +86,53 @@ pub fn resolve_model_dir(path: &Path) -> Result<PathBuf> {
     Manifest::load(path).map(|_| path.to_path_buf())
 }
 
-/// Writes `model` and `manifest` into `dir` (weights first, manifest last).
-pub fn save_conv_classifier(dir: &Path, model: &ConvClassifier, manifest: &Manifest) -> Result<()> {
+/// Weights file of ensemble member `i` (`model.safetensors`, `model-1.safetensors`, ...).
+pub fn weights_file(i: usize) -> String {
+    if i == 0 {
+        WEIGHTS_FILE.to_string()
+    } else {
+        format!("model-{i}.safetensors")
+    }
+}
+
+/// Writes the members of a conv ensemble and `manifest` into `dir` (weights first, manifest
+/// last). `manifest.model` must list one [`ConvClassifierConfig`] per member.
+pub fn save_conv_ensemble(
+    dir: &Path,
+    members: &[ConvClassifier],
+    manifest: &Manifest,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
-    let weights = dir.join(WEIGHTS_FILE);
-    let mut store = SafetensorsStore::from_file(weights.clone()).overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| CoreError::Weights {
-            path: weights,
-            action: "save",
-            message: e.to_string(),
-        })?;
+    for (i, model) in members.iter().enumerate() {
+        let weights = dir.join(weights_file(i));
+        let mut store = SafetensorsStore::from_file(weights.clone()).overwrite(true);
+        model
+            .save_into(&mut store)
+            .map_err(|e| CoreError::Weights {
+                path: weights,
+                action: "save",
+                message: e.to_string(),
+            })?;
+    }
     write_json_atomic(&dir.join(MANIFEST_FILE), manifest)
 }
 
-/// Loads a `conv_classifier` model directory onto `device`.
-pub fn load_conv_classifier(dir: &Path, device: &Device) -> Result<(ConvClassifier, Manifest)> {
+/// The member configurations of a manifest's `model` (a list, or a single config).
+pub fn member_configs(manifest: &Manifest, dir: &Path) -> Result<Vec<ConvClassifierConfig>> {
+    let parse = |v: &serde_json::Value| {
+        serde_json::from_value::<ConvClassifierConfig>(v.clone()).map_err(|e| CoreError::Json {
+            path: dir.join(MANIFEST_FILE),
+            source: e,
+        })
+    };
+    match &manifest.model {
+        serde_json::Value::Array(items) => items.iter().map(parse).collect(),
+        single => Ok(vec![parse(single)?]),
+    }
+}
+
+/// Loads a `conv_classifier` model directory (one network or an ensemble) onto `device`.
+pub fn load_conv_ensemble(dir: &Path, device: &Device) -> Result<(ConvEnsemble, Manifest)> {
     let manifest = Manifest::load(dir)?;
     if manifest.kind != "conv_classifier" {
         return Err(CoreError::InvalidConfig {
@@ -114,29 +144,28 @@ pub fn load_conv_classifier(dir: &Path, device: &Device) -> Result<(ConvClassifi
             ),
         });
     }
-    let cfg: ConvClassifierConfig =
-        serde_json::from_value(manifest.model.clone()).map_err(|e| CoreError::Json {
-            path: dir.join(MANIFEST_FILE),
-            source: e,
-        })?;
-    let mut model = cfg.init(manifest.input_shape, manifest.labels.len(), device);
-    let weights = dir.join(WEIGHTS_FILE);
-    let mut store = SafetensorsStore::from_file(weights.clone());
-    let applied = model
-        .load_from(&mut store)
-        .map_err(|e| CoreError::Weights {
-            path: weights.clone(),
-            action: "load",
-            message: e.to_string(),
-        })?;
-    if !applied.is_success() {
-        return Err(CoreError::Weights {
-            path: weights,
-            action: "load",
-            message: format!("weights do not match the manifest's network: {applied:?}"),
-        });
+    let mut members = Vec::new();
+    for (i, cfg) in member_configs(&manifest, dir)?.iter().enumerate() {
+        let mut model = cfg.init(manifest.input_shape, manifest.labels.len(), device);
+        let weights = dir.join(weights_file(i));
+        let mut store = SafetensorsStore::from_file(weights.clone());
+        let applied = model
+            .load_from(&mut store)
+            .map_err(|e| CoreError::Weights {
+                path: weights.clone(),
+                action: "load",
+                message: e.to_string(),
+            })?;
+        if !applied.is_success() {
+            return Err(CoreError::Weights {
+                path: weights,
+                action: "load",
+                message: format!("weights do not match the manifest's network: {applied:?}"),
+            });
+        }
+        members.push(model);
     }
-    Ok((model, manifest))
+    Ok((ConvEnsemble { members }, manifest))
 }
 
 #[cfg(test)]
@@ -151,7 +180,7 @@ mod tests {
             task: "test".into(),
             profundo_version: crate::VERSION.into(),
             created: "now".into(),
-            model: serde_json::to_value(model).unwrap(),
+            model: serde_json::json!([model]),
             input_shape: shape,
             labels: vec!["a".into(), "b".into(), "c".into()],
             features: serde_json::json!({}),
@@ -205,8 +234,15 @@ mod tests {
             .unwrap();
             let model = burn::module::Module::valid(&out.model);
             let dir = tempfile::tempdir().unwrap();
-            save_conv_classifier(dir.path(), &model, &manifest(&cfg, shape)).unwrap();
-            let (loaded, m) = load_conv_classifier(dir.path(), &plain).unwrap();
+            save_conv_ensemble(
+                dir.path(),
+                std::slice::from_ref(&model),
+                &manifest(&cfg, shape),
+            )
+            .unwrap();
+            let (loaded, m) = load_conv_ensemble(dir.path(), &plain).unwrap();
+            assert_eq!(loaded.members.len(), 1);
+            let loaded = &loaded.members[0];
             assert_eq!(m.labels.len(), 3);
             let fresh = cfg.init(shape, 3, &plain);
             let x = Tensor::<4>::random([2, 1, 6, 10], Distribution::Default, &plain);
@@ -216,6 +252,48 @@ mod tests {
             assert_eq!(a.len(), 6);
             assert_eq!(a, b, "temporal = {temporal}: reloaded outputs differ");
             assert_ne!(a, c, "a fresh network must differ from the trained one");
+        }
+    }
+
+    #[test]
+    fn an_ensemble_reloads_with_identical_mean_probabilities() {
+        let device = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
+        let shape = [1, 6, 10];
+        let a = ConvClassifierConfig {
+            channels: vec![4, 8],
+            kernel: 3,
+            dropout: 0.0,
+            temporal: true,
+        };
+        let b = ConvClassifierConfig {
+            channels: vec![6],
+            kernel: 3,
+            dropout: 0.0,
+            temporal: false,
+        };
+        let ens = ConvEnsemble {
+            members: vec![a.init(shape, 3, &device), b.init(shape, 3, &device)],
+        };
+        let mut m = manifest(&a, shape);
+        m.model = serde_json::json!([a, b]);
+        let dir = tempfile::tempdir().unwrap();
+        save_conv_ensemble(dir.path(), &ens.members, &m).unwrap();
+        assert!(dir.path().join("model-1.safetensors").is_file());
+        let (loaded, _) = load_conv_ensemble(dir.path(), &device).unwrap();
+        assert_eq!(loaded.members.len(), 2);
+        let x = Tensor::<4>::random([3, 1, 6, 10], Distribution::Default, &device);
+        let p: Vec<f32> = ens
+            .probabilities(x.clone())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let q: Vec<f32> = loaded.probabilities(x).into_data().try_to_vec().unwrap();
+        assert_eq!(p, q);
+        for row in p.chunks(3) {
+            assert!(
+                (row.iter().sum::<f32>() - 1.0).abs() < 1e-5,
+                "mean probabilities sum to 1"
+            );
         }
     }
 

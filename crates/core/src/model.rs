@@ -155,6 +155,30 @@ impl ConvClassifier {
     }
 }
 
+/// Several classifiers whose class probabilities are averaged.
+#[derive(Debug, Clone)]
+pub struct ConvEnsemble {
+    /// The member networks.
+    pub members: Vec<ConvClassifier>,
+}
+
+impl ConvEnsemble {
+    /// Mean class probabilities of the members, `[batch, classes]`.
+    pub fn probabilities(&self, x: Tensor<4>) -> Tensor<2> {
+        let n = self.members.len().max(1) as f64;
+        let mut sum: Option<Tensor<2>> = None;
+        for m in &self.members {
+            let p = burn::tensor::activation::softmax(m.forward(x.clone()), 1);
+            sum = Some(match sum {
+                Some(s) => s + p,
+                None => p,
+            });
+        }
+        sum.map(|s| s / n)
+            .unwrap_or_else(|| Tensor::zeros([x.dims()[0], 0], &x.device()))
+    }
+}
+
 /// A model that maps a batch of `[channels, height, width]` inputs to class logits.
 pub trait Classifier: Module + Clone + Send + 'static {
     /// Class logits, `[batch, classes]`.

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use profundo_core::backend::{self, BackendKind};
-use profundo_core::manifest::{Manifest, load_conv_classifier, resolve_model_dir};
+use profundo_core::manifest::{Manifest, load_conv_ensemble, resolve_model_dir};
 use profundo_core::metrics::top_k_indices;
-use profundo_core::model::ConvClassifier;
+use profundo_core::model::ConvEnsemble;
 use serde::Serialize;
 
 use crate::input::Featurizer;
@@ -16,7 +16,7 @@ use crate::{Result, SpeechError};
 
 /// A loaded speech classifier with its feature pipeline.
 pub struct Recognizer {
-    model: ConvClassifier,
+    model: ConvEnsemble,
     manifest: Manifest,
     featurizer: Featurizer,
     device: Device,
@@ -40,7 +40,7 @@ impl Recognizer {
     pub fn load(path: &Path, backend: BackendKind) -> Result<Self> {
         let dir = resolve_model_dir(path)?;
         let device = backend::device(backend, "cpu")?;
-        let (model, manifest) = load_conv_classifier(&dir, &device)?;
+        let (model, manifest) = load_conv_ensemble(&dir, &device)?;
         let featurizer = Featurizer::from_manifest(&manifest.features)
             .map_err(|e| SpeechError::Config(format!("{}: {e}", dir.display())))?;
         Ok(Self {
@@ -72,7 +72,7 @@ impl Recognizer {
             buf.extend(self.featurizer.compute(clip));
         }
         let x = Tensor::<4>::from_data(TensorData::new(buf, [clips.len(), c, h, w]), &self.device);
-        let probs = burn::tensor::activation::softmax(self.model.forward(x), 1);
+        let probs = self.model.probabilities(x);
         let n = self.manifest.labels.len();
         let flat: Vec<f32> = probs.into_data().try_to_vec().unwrap_or_default();
         flat.chunks(n).map(<[f32]>::to_vec).collect()

@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::module::Module;
 use profundo_core::augment::Augment2dConfig;
 use profundo_core::backend;
-use profundo_core::manifest::{Manifest, save_conv_classifier};
+use profundo_core::manifest::{Manifest, save_conv_ensemble};
 use profundo_core::model::ConvClassifierConfig;
 use profundo_core::train::{Checkpointer, Examples, TrainConfig, predict_proba, train_classifier};
 use rand::SeedableRng;
@@ -25,6 +25,9 @@ use crate::registry::{Artifact, Slot, StageContext, TypedStage, input};
 pub struct TrainParams {
     /// The network.
     pub model: ConvClassifierConfig,
+    /// Further networks trained on the same data; their class probabilities are averaged
+    /// with `model`'s (an ensemble), in evaluation and in the exported model.
+    pub ensemble: Vec<ConvClassifierConfig>,
     /// Optimisation settings.
     pub training: TrainConfig,
     /// On-the-fly augmentation of the 2-D inputs (time shift, SpecAugment masks).
@@ -44,6 +47,7 @@ impl Default for TrainParams {
     fn default() -> Self {
         Self {
             model: ConvClassifierConfig::default(),
+            ensemble: Vec::new(),
             training: TrainConfig::default(),
             augment: Augment2dConfig::default(),
             valid_fraction: 0.1,
@@ -80,6 +84,10 @@ impl TypedStage for TrainClassifier {
         p.model
             .check()
             .map_err(|e| ("model".to_string(), e.to_string()))?;
+        for m in &p.ensemble {
+            m.check()
+                .map_err(|e| ("ensemble".to_string(), e.to_string()))?;
+        }
         p.training
             .check()
             .map_err(|e| ("training".to_string(), e.to_string()))?;
@@ -146,41 +154,68 @@ impl TypedStage for TrainClassifier {
                 valid.len(),
                 test.len()
             ));
-            device.seed(seed);
-            let model = p.model.init(fs.shape, fs.items.labels.len(), &device);
+            let configs: Vec<&ConvClassifierConfig> =
+                std::iter::once(&p.model).chain(&p.ensemble).collect();
             let t0 = Instant::now();
-            let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&fold));
-            let out = train_classifier(
-                model,
-                data,
-                &train,
-                &valid,
-                &p.training,
-                &p.augment,
-                seed,
-                &device,
-                Some(&ck),
-                &format!("{}:{fold}", ctx.stage),
-            )?;
-            if let Some(e) = out.resumed_from {
-                ctx.log(&format!(
-                    "fold {fold}: resumed from the checkpoint after epoch {e}"
-                ));
+            let mut members = Vec::with_capacity(configs.len());
+            let mut outcomes = Vec::with_capacity(configs.len());
+            let mut probs: Vec<Vec<f32>> = Vec::new();
+            for (k, cfg) in configs.iter().enumerate() {
+                // Member 0 keeps the fold's seed and checkpoint folder, so a single model
+                // trains exactly as it would without an ensemble.
+                let member_seed = seed.wrapping_add(k as u64);
+                let tag = if k == 0 {
+                    fold.clone()
+                } else {
+                    format!("{fold}-m{k}")
+                };
+                device.seed(member_seed);
+                let model = cfg.init(fs.shape, fs.items.labels.len(), &device);
+                let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&tag));
+                let out = train_classifier(
+                    model,
+                    data,
+                    &train,
+                    &valid,
+                    &p.training,
+                    &p.augment,
+                    member_seed,
+                    &device,
+                    Some(&ck),
+                    &format!("{}:{tag}", ctx.stage),
+                )?;
+                if let Some(e) = out.resumed_from {
+                    ctx.log(&format!(
+                        "fold {tag}: resumed from the checkpoint after epoch {e}"
+                    ));
+                }
+                for r in &out.history {
+                    ctx.log(&format!(
+                        "fold {tag} epoch {}: loss {:.4} acc {:.4} valid_loss {} valid_acc {} lr {:.2e}",
+                        r.epoch,
+                        r.train_loss,
+                        r.train_accuracy,
+                        r.valid_loss.map_or("-".into(), |v| format!("{v:.4}")),
+                        r.valid_accuracy.map_or("-".into(), |v| format!("{v:.4}")),
+                        r.lr
+                    ));
+                }
+                let model = out.model.valid();
+                let member_probs = predict_proba(&model, data, &test, 256, &plain);
+                if probs.is_empty() {
+                    probs = member_probs;
+                } else {
+                    for (acc, row) in probs.iter_mut().zip(member_probs) {
+                        acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                    }
+                }
+                members.push(model);
+                outcomes.push(out);
             }
-            for r in &out.history {
-                ctx.log(&format!(
-                    "fold {fold} epoch {}: loss {:.4} acc {:.4} valid_loss {} valid_acc {} lr {:.2e}",
-                    r.epoch,
-                    r.train_loss,
-                    r.train_accuracy,
-                    r.valid_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                    r.valid_accuracy.map_or("-".into(), |v| format!("{v:.4}")),
-                    r.lr
-                ));
-            }
+            let n = configs.len() as f32;
+            probs.iter_mut().flatten().for_each(|v| *v /= n);
             let seconds = t0.elapsed().as_secs_f64();
-            let model = out.model.valid();
-            let probs = predict_proba(&model, data, &test, 256, &plain);
+            let out = outcomes.swap_remove(0);
             let predictions: Vec<Prediction> = test
                 .iter()
                 .zip(probs)
@@ -210,7 +245,7 @@ impl TypedStage for TrainClassifier {
                 task: p.task.clone(),
                 profundo_version: profundo_core::VERSION.into(),
                 created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                model: serde_json::to_value(&p.model).unwrap_or_default(),
+                model: serde_json::to_value(&configs).unwrap_or_default(),
                 input_shape: fs.shape,
                 labels: fs.items.labels.clone(),
                 features: serde_json::from_str(&fs.extractor).unwrap_or_default(),
@@ -228,7 +263,7 @@ impl TypedStage for TrainClassifier {
                 metrics: serde_json::json!({}),
                 dataset_fingerprint: fs.fingerprint.clone(),
             };
-            save_conv_classifier(&dir, &model, &manifest)?;
+            save_conv_ensemble(&dir, &members, &manifest)?;
             profundo_core::fsutil::write_json_atomic(&dir.join("history.json"), &out.history)?;
             profundo_core::plots::training_curves(
                 &dir.join("training.png"),
