@@ -3,25 +3,15 @@
 use crate::util::*;
 
 /// Measured with seed 42 (README "Results"): mean fold accuracy 0.898 over the five
-/// speakers (george 0.842, jackson 0.842, lucas 0.918, theo 0.978, yweweler 0.910). The floor leaves room for floating-point differences between machines.
+/// speakers (george 0.842, jackson 0.842, lucas 0.918, theo 0.978, yweweler 0.910).
+/// The floors leave room for floating-point differences between machines.
 const LOSO_MEAN_FLOOR: f64 = 0.87;
 /// Measured with seed 42: 0.984 on takes 0-4 (speaker-dependent).
 const TAKES_FLOOR: f64 = 0.95;
 
 #[test]
 fn leave_one_speaker_out_reaches_its_floor() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = repo();
-    let out = ok(
-        &repo,
-        &[
-            "run",
-            "pipelines/speech-fsdd-loso.toml",
-            "--runs-dir",
-            tmp.path().to_str().unwrap(),
-        ],
-    );
-    let m = metrics(&run_dir(&out, &repo));
+    let m = run_shipped("pipelines/speech-fsdd-loso.toml");
     let folds = m["eval"]["folds"].as_object().unwrap();
     assert_eq!(folds.len(), 5, "one fold per speaker");
     for (speaker, f) in folds {
@@ -41,18 +31,7 @@ fn leave_one_speaker_out_reaches_its_floor() {
 
 #[test]
 fn upstream_takes_split_reaches_its_floor() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = repo();
-    let out = ok(
-        &repo,
-        &[
-            "run",
-            "pipelines/speech-fsdd-takes.toml",
-            "--runs-dir",
-            tmp.path().to_str().unwrap(),
-        ],
-    );
-    let m = metrics(&run_dir(&out, &repo));
+    let m = run_shipped("pipelines/speech-fsdd-takes.toml");
     assert_eq!(
         m["eval"]["items"], 250,
         "takes 0-4 of 10 digits x 5 speakers"

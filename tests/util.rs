@@ -149,3 +149,15 @@ pub fn run_dir(out: &Out, cwd: &Path) -> PathBuf {
         .expect("no `run:` line");
     cwd.join(line.trim())
 }
+
+/// Runs a shipped pipeline (path relative to the repository) into a throw-away runs
+/// directory and returns its `metrics.json`.
+pub fn run_shipped(pipeline: &str) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo();
+    let out = ok(
+        &repo,
+        &["run", pipeline, "--runs-dir", tmp.path().to_str().unwrap()],
+    );
+    metrics(&run_dir(&out, &repo))
+}

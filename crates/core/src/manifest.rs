@@ -117,18 +117,21 @@ pub fn save_conv_ensemble(
     write_json_atomic(&dir.join(MANIFEST_FILE), manifest)
 }
 
-/// The member configurations of a manifest's `model` (a list, or a single config).
+/// The member configurations listed in a manifest's `model` (at least one).
 pub fn member_configs(manifest: &Manifest, dir: &Path) -> Result<Vec<ConvClassifierConfig>> {
-    let parse = |v: &serde_json::Value| {
-        serde_json::from_value::<ConvClassifierConfig>(v.clone()).map_err(|e| CoreError::Json {
-            path: dir.join(MANIFEST_FILE),
+    let path = dir.join(MANIFEST_FILE);
+    let configs: Vec<ConvClassifierConfig> = serde_json::from_value(manifest.model.clone())
+        .map_err(|e| CoreError::Json {
+            path: path.clone(),
             source: e,
-        })
-    };
-    match &manifest.model {
-        serde_json::Value::Array(items) => items.iter().map(parse).collect(),
-        single => Ok(vec![parse(single)?]),
+        })?;
+    if configs.is_empty() {
+        return Err(CoreError::InvalidConfig {
+            name: "model",
+            message: format!("{}: `model` lists no network", path.display()),
+        });
     }
+    Ok(configs)
 }
 
 /// Loads a `conv_classifier` model directory (one network or an ensemble) onto `device`.

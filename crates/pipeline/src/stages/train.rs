@@ -158,7 +158,8 @@ impl TypedStage for TrainClassifier {
                 std::iter::once(&p.model).chain(&p.ensemble).collect();
             let t0 = Instant::now();
             let mut members = Vec::with_capacity(configs.len());
-            let mut outcomes = Vec::with_capacity(configs.len());
+            // History, best epoch and stop reason reported for the fold: member 0's.
+            let mut first = None;
             let mut probs: Vec<Vec<f32>> = Vec::new();
             for (k, cfg) in configs.iter().enumerate() {
                 // Member 0 keeps the fold's seed and checkpoint folder, so a single model
@@ -210,12 +211,15 @@ impl TypedStage for TrainClassifier {
                     }
                 }
                 members.push(model);
-                outcomes.push(out);
+                if k == 0 {
+                    first = Some((out.history, out.best_epoch, out.stop));
+                }
             }
             let n = configs.len() as f32;
             probs.iter_mut().flatten().for_each(|v| *v /= n);
             let seconds = t0.elapsed().as_secs_f64();
-            let out = outcomes.swap_remove(0);
+            let (history, best_epoch, stop) =
+                first.ok_or_else(|| StageError::Other("no network to train".into()))?;
             let predictions: Vec<Prediction> = test
                 .iter()
                 .zip(probs)
@@ -255,8 +259,8 @@ impl TypedStage for TrainClassifier {
                     "fold": fold,
                     "train_items": train.len(),
                     "valid_items": valid.len(),
-                    "best_epoch": out.best_epoch,
-                    "stop": out.stop,
+                    "best_epoch": best_epoch,
+                    "stop": stop,
                     "seed": seed,
                     "backend": ctx.backend.to_string(),
                 }),
@@ -264,18 +268,18 @@ impl TypedStage for TrainClassifier {
                 dataset_fingerprint: fs.fingerprint.clone(),
             };
             save_conv_ensemble(&dir, &members, &manifest)?;
-            profundo_core::fsutil::write_json_atomic(&dir.join("history.json"), &out.history)?;
+            profundo_core::fsutil::write_json_atomic(&dir.join("history.json"), &history)?;
             profundo_core::plots::training_curves(
                 &dir.join("training.png"),
                 &format!("{} — fold {fold}", ctx.stage),
-                &out.history,
+                &history,
             )?;
             models.push(FoldModel {
                 fold,
                 model_dir: rel,
-                history: out.history,
-                best_epoch: out.best_epoch,
-                stop: out.stop,
+                history,
+                best_epoch,
+                stop,
                 seconds,
                 predictions,
             });
