@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod engine;
+mod faces;
 mod protocols;
 mod quickstart;
 mod util;

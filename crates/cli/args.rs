@@ -30,6 +30,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Speech apps: recognise clips, spot words in a recording.
     Speech(SpeechArgs),
+    /// Face apps: enroll people, identify and verify faces, manage a gallery.
+    Faces(FacesArgs),
     /// Benchmarks (speed targets live here, not in tests).
     Bench(BenchArgs),
 }
@@ -158,6 +160,25 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Latency of `speech recognize` on one clip, model already loaded.
     Recognize(BenchRecognizeArgs),
+    /// Face embedding latency and identification against a synthetic 10,000-person gallery.
+    Faces(BenchFacesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFacesArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A face image to embed.
+    pub image: PathBuf,
+    /// People in the synthetic gallery.
+    #[arg(long, default_value_t = 10_000)]
+    pub gallery_size: usize,
+    /// Timed repetitions.
+    #[arg(long, default_value_t = 100)]
+    pub iters: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +190,80 @@ pub struct BenchRecognizeArgs {
     /// Timed repetitions.
     #[arg(long, default_value_t = 200)]
     pub iters: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FacesArgs {
+    #[command(subcommand)]
+    pub command: FacesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FacesCommand {
+    /// Add a person's images to a gallery (an existing name gets the images added).
+    Enroll(EnrollArgs),
+    /// Name the person in each image, or `unknown` under the model's threshold.
+    Identify(IdentifyArgs),
+    /// Whether two images show the same person.
+    Verify(VerifyArgs),
+    /// List who is enrolled, or remove someone.
+    Gallery(GalleryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Gallery file (created if missing).
+    #[arg(long)]
+    pub gallery: PathBuf,
+    /// The person's name.
+    #[arg(long)]
+    pub name: String,
+    /// Images of the person.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Gallery file.
+    #[arg(long)]
+    pub gallery: PathBuf,
+    /// Images to identify.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// One JSON object per line (`path`, `name`, `score`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// First image.
+    pub image_a: PathBuf,
+    /// Second image.
+    pub image_b: PathBuf,
+    /// Print JSON (`same`, `score`, `threshold`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GalleryArgs {
+    /// Gallery file.
+    #[arg(long)]
+    pub gallery: PathBuf,
+    /// Remove this person.
+    #[arg(long, value_name = "NAME")]
+    pub remove: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -5,11 +5,12 @@ use std::time::Instant;
 use profundo_speech::app::Recognizer;
 use profundo_speech::wav::read_wav;
 
-use crate::args::{BenchArgs, BenchCommand, BenchRecognizeArgs};
+use crate::args::{BenchArgs, BenchCommand, BenchFacesArgs, BenchRecognizeArgs};
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     match a.command {
         BenchCommand::Recognize(r) => recognize(r),
+        BenchCommand::Faces(f) => faces(f),
     }
 }
 
@@ -42,21 +43,33 @@ fn recognize(a: BenchRecognizeArgs) -> anyhow::Result<()> {
         ("features", &feat),
         ("recognize (features + model)", &total),
     ];
-    if a.json {
-        let v: Vec<_> = rows.iter().map(|(name, xs)| serde_json::json!({
-            "measure": name, "median_ms": percentile(xs, 0.5), "p95_ms": percentile(xs, 0.95), "iters": iters,
-            "backend": a.model.backend.to_string(), "threads": rayon_threads(),
-        })).collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    println!(
+    let header = format!(
         "model load: {load_ms:.1} ms; clip {} ({:.2} s); backend {}; {iters} iterations; {} threads",
         a.file.display(),
         audio.seconds(),
         a.model.backend,
         rayon_threads()
     );
+    print_table(&header, &rows, iters, a.model.backend, a.json)
+}
+
+/// Prints latency rows (sorted samples in ms) as a Markdown table or a JSON list.
+fn print_table(
+    header: &str,
+    rows: &[(&str, &Vec<f64>)],
+    iters: usize,
+    backend: profundo_core::backend::BackendKind,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let v: Vec<_> = rows.iter().map(|(name, xs)| serde_json::json!({
+            "measure": name, "median_ms": percentile(xs, 0.5), "p95_ms": percentile(xs, 0.95), "iters": iters,
+            "backend": backend.to_string(), "threads": rayon_threads(),
+        })).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{header}");
     println!("| measure | median ms | p95 ms |\n|---|---|---|");
     for (name, xs) in rows {
         println!(
@@ -72,4 +85,68 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+fn timed(iters: usize, mut f: impl FnMut()) -> Vec<f64> {
+    for _ in 0..3 {
+        f();
+    }
+    let mut xs: Vec<f64> = (0..iters)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs
+}
+
+fn faces(a: BenchFacesArgs) -> anyhow::Result<()> {
+    use profundo_faces::app::FaceModel;
+    use profundo_faces::gallery::{Enrolled, Gallery};
+    use rand::{RngExt, SeedableRng};
+
+    let model = FaceModel::load(&a.model.model, a.model.backend)?;
+    let iters = a.iters.max(1);
+    let input = model.preprocess().load(&a.image)?;
+    let pre = timed(iters, || {
+        std::hint::black_box(model.preprocess().load(&a.image).ok());
+    });
+    let embed = timed(iters, || {
+        std::hint::black_box(model.embed_inputs(std::slice::from_ref(&input)));
+    });
+    let query = model.embed_inputs(std::slice::from_ref(&input)).remove(0);
+    // A synthetic gallery: random unit vectors, one image per person.
+    let dim = query.len();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut gallery = Gallery::new(model.model_id(), dim);
+    for p in 0..a.gallery_size {
+        let mut v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        gallery.enroll(
+            &format!("person-{p}"),
+            vec![Enrolled {
+                image: String::new(),
+                embedding: v,
+            }],
+        )?;
+    }
+    let identify = timed(iters, || {
+        std::hint::black_box(gallery.identify(&query, model.threshold()));
+    });
+    let gallery_label = format!("identify against {} people", a.gallery_size);
+    let rows = [
+        ("preprocess (decode + resize)", &pre),
+        ("embed one image", &embed),
+        (gallery_label.as_str(), &identify),
+    ];
+    let header = format!(
+        "image {}; embedding {dim}-d; backend {}; {iters} iterations; {} threads",
+        a.image.display(),
+        a.model.backend,
+        rayon_threads()
+    );
+    print_table(&header, &rows, iters, a.model.backend, a.json)
 }

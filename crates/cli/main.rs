@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod faces;
 mod inspect;
 mod run;
 mod speech;
@@ -30,6 +31,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Show(a) => inspect::show(a),
         args::Command::Compare(a) => inspect::compare(a),
         args::Command::Speech(a) => speech::speech(a),
+        args::Command::Faces(a) => faces::faces(a),
         args::Command::Bench(a) => bench::bench(a),
     }
 }
@@ -39,6 +41,7 @@ pub fn registry() -> profundo_pipeline::Registry {
     let mut reg = profundo_pipeline::Registry::new();
     profundo_pipeline::stages::register(&mut reg);
     profundo_speech::register(&mut reg);
+    profundo_faces::register(&mut reg);
     reg
 }
 

@@ -29,6 +29,23 @@ impl Augment2dConfig {
     }
 }
 
+/// Seeded, in-place augmentation of one training example, applied by the training loop.
+pub trait Augmenter: Sync {
+    /// Whether the augmenter changes anything (the loop skips it otherwise).
+    fn is_active(&self) -> bool;
+    /// Augments one example of `shape = [channels, rows, cols]` in place.
+    fn apply(&self, x: &mut [f32], shape: [usize; 3], rng: &mut rand::rngs::StdRng);
+}
+
+impl Augmenter for Augment2dConfig {
+    fn is_active(&self) -> bool {
+        Augment2dConfig::is_active(self)
+    }
+    fn apply(&self, x: &mut [f32], shape: [usize; 3], rng: &mut rand::rngs::StdRng) {
+        augment_2d(x, shape, self, 0.0, rng);
+    }
+}
+
 /// Augments one example in place; `x` holds `channels * rows * cols` values. Masked cells are
 /// set to `fill` (0 for per-utterance normalised features, i.e. the mean).
 pub fn augment_2d<R: Rng>(

@@ -43,6 +43,10 @@ pub struct Manifest {
     pub metrics: serde_json::Value,
     /// blake3 fingerprint of the training data.
     pub dataset_fingerprint: String,
+    /// How apps turn scores into decisions, e.g. a face model's verification threshold
+    /// (absent for classifiers).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub decision: serde_json::Value,
 }
 
 impl Manifest {
@@ -190,6 +194,7 @@ mod tests {
             training: serde_json::json!({}),
             metrics: serde_json::json!({}),
             dataset_fingerprint: "x".into(),
+            decision: serde_json::Value::Null,
         }
     }
 
@@ -228,7 +233,7 @@ mod tests {
                 &idx,
                 &[],
                 &tc,
-                &Default::default(),
+                &crate::augment::Augment2dConfig::default(),
                 3,
                 &train,
                 None,

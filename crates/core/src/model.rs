@@ -183,6 +183,13 @@ impl ConvEnsemble {
 pub trait Classifier: Module + Clone + Send + 'static {
     /// Class logits, `[batch, classes]`.
     fn logits(&self, x: Tensor<4>) -> Tensor<2>;
+
+    /// Logits the training loss sees, given the batch's targets: margin-based losses
+    /// (CosFace, ArcFace) penalise the target class here. Defaults to [`Self::logits`].
+    fn train_logits(&self, x: Tensor<4>, targets: Tensor<1, burn::tensor::Int>) -> Tensor<2> {
+        let _ = targets;
+        self.logits(x)
+    }
 }
 
 impl Classifier for ConvClassifier {

@@ -187,6 +187,46 @@ pub fn confusion_matrix(path: &Path, title: &str, cm: &ConfusionMatrix) -> Resul
     })
 }
 
+/// One named ROC curve: `(false accept rate, true accept rate)` points.
+pub type RocCurve = (String, Vec<(f64, f64)>);
+
+/// Draws ROC curves with the false accept rate on a log axis (from `min_far` to 1).
+pub fn roc_curves(path: &Path, title: &str, curves: &[RocCurve], min_far: f64) -> Result<()> {
+    ensure_font();
+    let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    render_png(path, (640, 520), |buf| {
+        let root = BitMapBackend::with_buffer(buf, (640, 520)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, ("sans-serif", 20))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d((min_far..1.0).log_scale(), 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("false accept rate")
+            .y_desc("true accept rate")
+            .draw()?;
+        for (i, (name, pts)) in curves.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            let pts: Vec<(f64, f64)> = pts.iter().map(|&(f, t)| (f.max(min_far), t)).collect();
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

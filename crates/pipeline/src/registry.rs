@@ -28,6 +28,10 @@ pub trait Artifact: Any + Send + Sync {
     fn items(&self) -> Option<&crate::artifacts::Items> {
         None
     }
+    /// Trained model directories this artifact holds, by name (fold), for `export.model`.
+    fn exportable_models(&self) -> Vec<(String, PathBuf)> {
+        Vec::new()
+    }
     /// Copies what users should see (metrics, plots, models) from the artifact's cache
     /// directory into the run directory; also called when the stage was cached.
     fn publish(
@@ -86,6 +90,18 @@ pub struct Slot {
     pub accepts: &'static [&'static str],
     /// Whether the slot may be left out.
     pub optional: bool,
+}
+
+/// Where a stage's data path points: as given if it exists (or if nothing else does), else
+/// relative to the pipeline file's directory. The same rule as [`StageContext::resolve`],
+/// for [`TypedStage::reads`].
+pub fn data_path(path: &Path, pipeline_dir: &Path) -> PathBuf {
+    let alt = pipeline_dir.join(path);
+    if path.is_absolute() || path.exists() || !alt.exists() {
+        path.to_path_buf()
+    } else {
+        alt
+    }
 }
 
 /// Per-run context handed to a running stage.
@@ -153,15 +169,7 @@ impl StageContext {
 
     /// Resolves a data path: as given if it exists, else relative to the pipeline file.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() || path.exists() {
-            return path.to_path_buf();
-        }
-        let alt = self.pipeline_dir.join(path);
-        if alt.exists() {
-            alt
-        } else {
-            path.to_path_buf()
-        }
+        data_path(path, &self.pipeline_dir)
     }
 }
 

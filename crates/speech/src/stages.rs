@@ -137,12 +137,10 @@ impl TypedStage for LoadWav {
     }
 
     fn reads(p: &Self::Params, pipeline_dir: &Path) -> Vec<PathBuf> {
-        let alt = pipeline_dir.join(&p.path);
-        vec![if p.path.exists() || !alt.exists() {
-            p.path.clone()
-        } else {
-            alt
-        }]
+        vec![profundo_pipeline::registry::data_path(
+            &p.path,
+            pipeline_dir,
+        )]
     }
 
     fn run(

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use checkpoint::Checkpointer;
 pub use schedule::{LrPlan, Schedule};
 
-use crate::augment::{Augment2dConfig, augment_2d};
+use crate::augment::Augmenter;
 use crate::model::Classifier;
 use crate::progress::Progress;
 use crate::{CoreError, Result};
@@ -127,7 +127,7 @@ impl Examples<'_> {
         &self,
         idx: &[usize],
         device: &Device,
-        augment: Option<(&Augment2dConfig, &mut StdRng)>,
+        augment: Option<(&dyn Augmenter, &mut StdRng)>,
     ) -> Tensor<4> {
         let len = self.item_len();
         let mut buf = Vec::with_capacity(idx.len() * len);
@@ -136,7 +136,7 @@ impl Examples<'_> {
         }
         if let Some((cfg, rng)) = augment {
             for item in buf.chunks_mut(len) {
-                augment_2d(item, self.shape, cfg, 0.0, rng);
+                cfg.apply(item, self.shape, rng);
             }
         }
         let [c, h, w] = self.shape;
@@ -203,7 +203,7 @@ pub fn train_classifier<M: Classifier>(
     train: &[usize],
     valid: &[usize],
     cfg: &TrainConfig,
-    augment: &Augment2dConfig,
+    augment: &dyn Augmenter,
     seed: u64,
     device: &Device,
     checkpoints: Option<&Checkpointer>,
@@ -284,7 +284,7 @@ pub fn train_classifier<M: Classifier>(
             let aug = augment.is_active().then_some((augment, &mut rng));
             let x = data.batch(idx, device, aug);
             let y = data.targets(idx, device);
-            let logits = model.logits(x);
+            let logits = model.train_logits(x, y.clone());
             let loss = loss_fn.forward(logits.clone(), y.clone());
             let value = loss.clone().into_scalar::<f32>();
             if !value.is_finite() {
@@ -476,7 +476,7 @@ mod tests {
             &idx,
             &idx,
             &cfg,
-            &Augment2dConfig::default(),
+            &crate::augment::Augment2dConfig::default(),
             1,
             &device,
             None,

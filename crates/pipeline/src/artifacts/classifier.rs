@@ -103,6 +103,12 @@ impl Artifact for TrainedClassifier {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn exportable_models(&self) -> Vec<(String, PathBuf)> {
+        self.models
+            .iter()
+            .map(|m| (m.fold.clone(), self.model_path(m)))
+            .collect()
+    }
     fn publish(
         &self,
         stage: &str,

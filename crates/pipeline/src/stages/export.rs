@@ -8,8 +8,8 @@ use profundo_core::manifest::{MANIFEST_FILE, Manifest};
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
-use crate::artifacts::{MetricsArtifact, ModelArtifact, TrainedClassifier};
-use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast, input};
+use crate::artifacts::{MetricsArtifact, ModelArtifact};
+use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
 
 /// Parameters of `export.model`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -30,8 +30,9 @@ impl TypedStage for ExportModel {
         "Export one trained model (+ evaluation metrics in its manifest) as the run's model/";
     const INPUTS: &'static [Slot] = &[
         Slot {
-            name: "classifier",
-            accepts: &[TrainedClassifier::TYPE],
+            name: "trained",
+            // Any artifact holding trained models (`classifier`, a domain's own types).
+            accepts: &["*"],
             optional: false,
         },
         Slot {
@@ -47,27 +48,37 @@ impl TypedStage for ExportModel {
         ctx: &mut StageContext,
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let c: &TrainedClassifier = input(inputs, 0)?;
-        let names: Vec<&str> = c.models.iter().map(|m| m.fold.as_str()).collect();
+        let trained = inputs
+            .first()
+            .and_then(|a| a.as_ref())
+            .ok_or_else(|| StageError::Other("input 1 is missing".into()))?;
+        let models = trained.exportable_models();
+        if models.is_empty() {
+            return Err(StageError::Other(format!(
+                "the input is a `{}` artifact, which holds no trained model to export",
+                trained.type_name()
+            )));
+        }
+        let names: Vec<&str> = models.iter().map(|(f, _)| f.as_str()).collect();
         let wanted = match &p.fold {
             Some(f) => f.clone(),
             None if names.contains(&"final") => "final".into(),
             None if names.len() == 1 => names[0].to_string(),
             None => {
                 return Err(StageError::Other(format!(
-                    "several models ({}); choose one with `fold = \"...\"` or train with `final_fit = true`",
+                    "several models ({}); choose one with `fold = \"...\"` or train a final model",
                     names.join(", ")
                 )));
             }
         };
-        let m = c.models.iter().find(|m| m.fold == wanted).ok_or_else(|| {
+        let (_, path) = models.iter().find(|(f, _)| *f == wanted).ok_or_else(|| {
             StageError::Other(format!(
                 "no model for fold `{wanted}` (models: {})",
                 names.join(", ")
             ))
         })?;
         let dir = ctx.work_dir.join("model");
-        copy_dir(&c.model_path(m), &dir)?;
+        copy_dir(path, &dir)?;
         let mut manifest = Manifest::load(&dir)?;
         if let Some(Some(metrics)) = inputs.get(1) {
             let metrics: &MetricsArtifact = downcast(metrics)?;

@@ -3,6 +3,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
@@ -63,6 +66,9 @@ pub struct ByGroupParams {
     pub test_groups: Vec<String>,
     /// One fold per group, each holding that group out (leave-one-group-out).
     pub leave_one_out: bool,
+    /// Group k-fold: shuffle the groups with the pipeline seed and deal them into this many
+    /// folds; each fold holds its groups out (every group is tested exactly once).
+    pub group_folds: usize,
 }
 
 /// Splits by group (e.g. speaker): no test group is ever seen in training.
@@ -77,16 +83,20 @@ impl TypedStage for SplitByGroup {
     const OUTPUT: &'static str = Split::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {
-        match (p.test_groups.is_empty(), p.leave_one_out) {
-            (true, false) => Err((
+        let chosen = usize::from(!p.test_groups.is_empty())
+            + usize::from(p.leave_one_out)
+            + usize::from(p.group_folds > 0);
+        match chosen {
+            0 => Err((
                 "test_groups".into(),
-                "give `test_groups = [...]` or `leave_one_out = true`".into(),
+                "give `test_groups = [...]`, `leave_one_out = true` or `group_folds = K`".into(),
             )),
-            (false, true) => Err((
+            1 if p.group_folds == 1 => Err(("group_folds".into(), "needs at least 2 folds".into())),
+            1 => Ok(()),
+            _ => Err((
                 "leave_one_out".into(),
-                "use either `test_groups` or `leave_one_out`, not both".into(),
+                "use only one of `test_groups`, `leave_one_out` and `group_folds`".into(),
             )),
-            _ => Ok(()),
         }
     }
 
@@ -106,7 +116,40 @@ impl TypedStage for SplitByGroup {
                 .map(|i| i.name.clone())
                 .collect(),
         };
-        let split = if p.leave_one_out {
+        let split = if p.group_folds > 0 {
+            if groups.len() < p.group_folds {
+                return Err(StageError::Other(format!(
+                    "group_folds = {} needs at least as many groups, found {}",
+                    p.group_folds,
+                    groups.len()
+                )));
+            }
+            let mut shuffled = groups.clone();
+            shuffled.shuffle(&mut StdRng::seed_from_u64(ctx.seed ^ 0x6A0F));
+            let folds = (0..p.group_folds)
+                .map(|k| {
+                    let mut held: Vec<String> = shuffled
+                        .iter()
+                        .skip(k)
+                        .step_by(p.group_folds)
+                        .cloned()
+                        .collect();
+                    held.sort();
+                    let mut f = fold_for(&held);
+                    f.name = format!("groups-{}", k + 1);
+                    f
+                })
+                .collect();
+            Split {
+                protocol: format!(
+                    "group {}-fold over {} groups (seed {})",
+                    p.group_folds,
+                    groups.len(),
+                    ctx.seed
+                ),
+                folds,
+            }
+        } else if p.leave_one_out {
             if groups.len() < 2 {
                 return Err(StageError::Other(format!(
                     "leave_one_out needs at least 2 groups, found {}",

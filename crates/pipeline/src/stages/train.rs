@@ -266,6 +266,7 @@ impl TypedStage for TrainClassifier {
                 }),
                 metrics: serde_json::json!({}),
                 dataset_fingerprint: fs.fingerprint.clone(),
+                decision: serde_json::Value::Null,
             };
             save_conv_ensemble(&dir, &members, &manifest)?;
             profundo_core::fsutil::write_json_atomic(&dir.join("history.json"), &history)?;
@@ -301,7 +302,8 @@ pub fn argmax(v: &[f32]) -> usize {
         .unwrap_or(0)
 }
 
-fn sanitize(s: &str) -> String {
+/// A fold name made safe for a directory name.
+pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -313,7 +315,8 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-fn fold_seed(seed: u64, fold: &str) -> u64 {
+/// The seed of one fold: the pipeline seed mixed with the fold name.
+pub fn fold_seed(seed: u64, fold: &str) -> u64 {
     let h = blake3::hash(fold.as_bytes());
     let mut b = [0u8; 8];
     b.copy_from_slice(&h.as_bytes()[..8]);
@@ -323,7 +326,7 @@ fn fold_seed(seed: u64, fold: &str) -> u64 {
 /// Splits training indices into (train, valid), holding out `fraction` of the original
 /// items together with their augmented copies (so validation never sees a near-duplicate
 /// of a training item), and validating on originals only.
-fn cut_validation(
+pub fn cut_validation(
     items: &[crate::artifacts::ItemMeta],
     train: &[usize],
     fraction: f64,

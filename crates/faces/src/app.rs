@@ -1,0 +1,179 @@
+//! Using a trained face model: embed images, verify two faces, and identify faces against
+//! a gallery.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::{Device, Tensor, TensorData};
+use profundo_core::backend::{self, BackendKind};
+use profundo_core::manifest::{Manifest, WEIGHTS_FILE, resolve_model_dir};
+use serde::Serialize;
+
+use crate::model::{EmbeddingNet, EmbeddingNetConfig};
+use crate::preprocess::Preprocess;
+use crate::stages::train::MODEL_KIND;
+use crate::{FacesError, Result};
+
+/// A loaded face embedding model with its preprocessing and decision threshold.
+pub struct FaceModel {
+    net: EmbeddingNet,
+    manifest: Manifest,
+    preprocess: Preprocess,
+    threshold: f64,
+    model_id: String,
+    device: Device,
+    dir: PathBuf,
+}
+
+/// The answer of [`FaceModel::verify`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Whether the two images show the same person (`score >= threshold`).
+    pub same: bool,
+    /// Cosine similarity of the embeddings.
+    pub score: f64,
+    /// The model's threshold.
+    pub threshold: f64,
+}
+
+impl FaceModel {
+    /// Loads a model from a model directory, a run directory or `runs/<pipeline>`.
+    pub fn load(path: &Path, backend: BackendKind) -> Result<Self> {
+        let dir = resolve_model_dir(path)?;
+        let manifest = Manifest::load(&dir)?;
+        let bad = |message: String| FacesError::Config(format!("{}: {message}", dir.display()));
+        if manifest.kind != MODEL_KIND {
+            return Err(bad(format!(
+                "model kind `{}` is not a face model (`{MODEL_KIND}`)",
+                manifest.kind
+            )));
+        }
+        let config: EmbeddingNetConfig = serde_json::from_value(manifest.model.clone())
+            .map_err(|e| bad(format!("manifest `model` is not an embedding network: {e}")))?;
+        let mut features = manifest.features.clone();
+        if let Some(o) = features.as_object_mut() {
+            o.remove("kind");
+        }
+        let preprocess: Preprocess = serde_json::from_value(features).map_err(|e| {
+            bad(format!(
+                "manifest `features` are not face preprocessing settings: {e}"
+            ))
+        })?;
+        let threshold = manifest
+            .decision
+            .get("threshold")
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| bad("manifest has no `decision.threshold`".into()))?;
+        let device = backend::device(backend, "cpu")?;
+        let mut net = config.init(manifest.input_shape, &device);
+        let weights = dir.join(WEIGHTS_FILE);
+        let bytes =
+            std::fs::read(&weights).map_err(|e| profundo_core::CoreError::io(&weights, e))?;
+        let model_id = blake3::hash(&bytes).to_hex()[..16].to_string();
+        let mut store = SafetensorsStore::from_file(weights.clone());
+        let applied = net
+            .load_from(&mut store)
+            .map_err(|e| profundo_core::CoreError::Weights {
+                path: weights.clone(),
+                action: "load",
+                message: e.to_string(),
+            })?;
+        if !applied.is_success() {
+            return Err(profundo_core::CoreError::Weights {
+                path: weights,
+                action: "load",
+                message: format!("weights do not match the manifest's network: {applied:?}"),
+            }
+            .into());
+        }
+        let net = net.valid();
+        Ok(Self {
+            net,
+            manifest,
+            preprocess,
+            threshold,
+            model_id,
+            device,
+            dir,
+        })
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The "same person" threshold on cosine similarity.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// Identifies the weights (blake3 of the weights file); galleries record it.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Embedding size.
+    pub fn dim(&self) -> usize {
+        serde_json::from_value::<EmbeddingNetConfig>(self.manifest.model.clone())
+            .map(|c| c.embedding_dim)
+            .unwrap_or(0)
+    }
+
+    /// The preprocessing settings.
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// Embeddings of preprocessed inputs (each `height * width` values).
+    pub fn embed_inputs(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        if inputs.is_empty() {
+            return Vec::new();
+        }
+        let [c, h, w] = self.preprocess.shape();
+        let buf: Vec<f32> = inputs.iter().flatten().copied().collect();
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [inputs.len(), c, h, w]), &self.device);
+        let flat: Vec<f32> = self
+            .net
+            .embed_eval(x)
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default();
+        let d = flat.len() / inputs.len();
+        flat.chunks(d.max(1)).map(<[f32]>::to_vec).collect()
+    }
+
+    /// Embedding of one image file.
+    pub fn embed_file(&self, path: &Path) -> Result<Vec<f32>> {
+        let input = self.preprocess.load(path)?;
+        Ok(self.embed_inputs(&[input]).remove(0))
+    }
+
+    /// Whether two image files show the same person.
+    pub fn verify(&self, a: &Path, b: &Path) -> Result<Verdict> {
+        let inputs = vec![self.preprocess.load(a)?, self.preprocess.load(b)?];
+        let e = self.embed_inputs(&inputs);
+        let score = cosine(&e[0], &e[1]);
+        Ok(Verdict {
+            same: score >= self.threshold,
+            score,
+            threshold: self.threshold,
+        })
+    }
+}
+
+/// Cosine similarity of two unit vectors, clamped to [-1, 1].
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let s: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64) * (*y as f64))
+        .sum();
+    s.clamp(-1.0, 1.0)
+}

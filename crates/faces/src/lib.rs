@@ -1,0 +1,31 @@
+//! profundo's face domain: face images in, identities out.
+//!
+//! - [`preprocess`]: decode PGM/PNG/JPEG/GIF/BMP, convert to grey, fit to the input size,
+//!   normalise; [`folders`]: `<root>/<person>/<image>` datasets.
+//! - [`augment`]: seeded flip, shift/scale/rotation, brightness/contrast for training.
+//! - [`model`]: a residual CNN producing L2-normalised embeddings, trained with a CosFace or
+//!   ArcFace margin over the training identities.
+//! - [`eigenfaces`]: the PCA baseline; [`verification`]: ROC, AUC, EER, TAR@FAR.
+//! - [`stages`]: pipeline stage kinds `faces.load_images`, `faces.train_embedding`,
+//!   `faces.eigenfaces`, `faces.evaluate`.
+//! - [`app`] and [`gallery`]: embed, verify, enroll and identify.
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod augment;
+pub mod eigenfaces;
+pub mod error;
+pub mod folders;
+pub mod gallery;
+pub mod model;
+pub mod preprocess;
+pub mod stages;
+pub mod verification;
+
+pub use error::{FacesError, Result};
+
+/// Registers the face stage kinds and artifact types.
+pub fn register(reg: &mut profundo_pipeline::Registry) {
+    stages::register(reg);
+}

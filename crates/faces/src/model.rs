@@ -1,0 +1,360 @@
+//! The face embedding network and its margin-based training head.
+//!
+//! [`EmbeddingNet`]: residual conv stages (two 3x3 convs with batch norm and an identity or
+//! 1x1 shortcut, 2x2 max pool between stages), global average pooling, a linear layer and
+//! batch norm, then L2 normalisation: faces of one person land close on the unit sphere.
+//! [`MarginModel`] trains it as a classifier over the training identities with an additive
+//! cosine margin (CosFace) or additive angular margin (ArcFace); only the embedding network
+//! is kept afterwards, so people never seen in training can be enrolled.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig,
+    PaddingConfig2d,
+};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Int, Tensor};
+use profundo_core::model::Classifier;
+use serde::{Deserialize, Serialize};
+
+use crate::{FacesError, Result};
+
+/// Hyper-parameters of [`EmbeddingNet`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingNetConfig {
+    /// Output channels of each residual stage; a 2x2 max pool follows every stage but the last.
+    pub channels: Vec<usize>,
+    /// Size of the embedding.
+    pub embedding_dim: usize,
+    /// Dropout before the embedding layer.
+    pub dropout: f64,
+    /// At inference, average the embeddings of the image and its mirror image
+    /// (test-time augmentation; training is unaffected).
+    pub flip_test: bool,
+}
+
+impl Default for EmbeddingNetConfig {
+    fn default() -> Self {
+        Self {
+            channels: vec![16, 32, 64, 128],
+            embedding_dim: 128,
+            dropout: 0.2,
+            flip_test: true,
+        }
+    }
+}
+
+impl EmbeddingNetConfig {
+    /// Checks the settings.
+    pub fn check(&self) -> Result<()> {
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return Err(FacesError::Config(
+                "`channels` needs at least one stage, each with channels > 0".into(),
+            ));
+        }
+        if self.embedding_dim == 0 {
+            return Err(FacesError::Config(
+                "`embedding_dim` must be positive".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(FacesError::Config(format!(
+                "`dropout` must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds the network for inputs of `[channels, height, width]`.
+    pub fn init(&self, input_shape: [usize; 3], device: &Device) -> EmbeddingNet {
+        let mut prev = input_shape[0];
+        let mut stages = Vec::with_capacity(self.channels.len());
+        for (i, &ch) in self.channels.iter().enumerate() {
+            let last = i + 1 == self.channels.len();
+            stages.push(ResidualBlock::new(prev, ch, !last, device));
+            prev = ch;
+        }
+        EmbeddingNet {
+            stages,
+            global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            fc: LinearConfig::new(prev, self.embedding_dim).init(device),
+            norm: BatchNormConfig::new(self.embedding_dim).init(device),
+            flip_test: self.flip_test,
+        }
+    }
+}
+
+fn conv3(i: usize, o: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([i, o], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(device)
+}
+
+/// Two 3x3 convolutions with batch norm and a shortcut, then an optional 2x2 max pool.
+#[derive(Module, Debug)]
+pub struct ResidualBlock {
+    conv1: Conv2d,
+    norm1: BatchNorm,
+    conv2: Conv2d,
+    norm2: BatchNorm,
+    shortcut: Option<(Conv2d, BatchNorm)>,
+    pool: Option<MaxPool2d>,
+}
+
+impl ResidualBlock {
+    fn new(i: usize, o: usize, pool: bool, device: &Device) -> Self {
+        Self {
+            conv1: conv3(i, o, device),
+            norm1: BatchNormConfig::new(o).init(device),
+            conv2: conv3(o, o, device),
+            norm2: BatchNormConfig::new(o).init(device),
+            shortcut: (i != o).then(|| {
+                (
+                    Conv2dConfig::new([i, o], [1, 1])
+                        .with_bias(false)
+                        .init(device),
+                    BatchNormConfig::new(o).init(device),
+                )
+            }),
+            pool: pool.then(|| MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init()),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.norm1.forward(self.conv1.forward(x.clone())));
+        let y = self.norm2.forward(self.conv2.forward(y));
+        let skip = match &self.shortcut {
+            Some((conv, norm)) => norm.forward(conv.forward(x)),
+            None => x,
+        };
+        let y = relu(y + skip);
+        match &self.pool {
+            Some(p) => p.forward(y),
+            None => y,
+        }
+    }
+}
+
+/// Face images `[batch, channels, height, width]` to unit-length embeddings `[batch, dim]`.
+#[derive(Module, Debug)]
+pub struct EmbeddingNet {
+    stages: Vec<ResidualBlock>,
+    global_pool: AdaptiveAvgPool2d,
+    dropout: Dropout,
+    fc: Linear,
+    norm: BatchNorm,
+    flip_test: bool,
+}
+
+impl EmbeddingNet {
+    /// The embeddings used to compare faces: [`Self::embed`], averaged with the mirror
+    /// image's when the network was configured with `flip_test`.
+    pub fn embed_eval(&self, x: Tensor<4>) -> Tensor<2> {
+        if self.flip_test {
+            let mirrored = x.clone().flip([3]);
+            l2_normalize(self.embed(x) + self.embed(mirrored))
+        } else {
+            self.embed(x)
+        }
+    }
+
+    /// L2-normalised embeddings of a batch (what training sees).
+    pub fn embed(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = x;
+        for s in &self.stages {
+            x = s.forward(x);
+        }
+        let x: Tensor<2> = self.global_pool.forward(x).flatten(1, 3);
+        let x = self.norm.forward(self.fc.forward(self.dropout.forward(x)));
+        l2_normalize(x)
+    }
+}
+
+/// Rows scaled to unit length.
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).add_scalar(1e-12).sqrt();
+    x / norm
+}
+
+/// The margin-based loss used to train embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarginLoss {
+    /// `cosface` (additive cosine margin) or `arcface` (additive angular margin).
+    pub kind: MarginKind,
+    /// Scale `s` applied to the cosines.
+    pub scale: f32,
+    /// Margin `m` (cosine units for CosFace, radians for ArcFace).
+    pub margin: f32,
+}
+
+/// Which margin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MarginKind {
+    /// CosFace / AM-Softmax: `s * (cos θ - m)` for the target class.
+    Cosface,
+    /// ArcFace: `s * cos(θ + m)` for the target class.
+    Arcface,
+}
+
+impl Default for MarginLoss {
+    fn default() -> Self {
+        Self {
+            kind: MarginKind::Cosface,
+            scale: 16.0,
+            margin: 0.2,
+        }
+    }
+}
+
+impl MarginLoss {
+    /// Checks the settings.
+    pub fn check(&self) -> Result<()> {
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(FacesError::Config(format!(
+                "loss scale must be positive, got {}",
+                self.scale
+            )));
+        }
+        if !(0.0..1.5).contains(&self.margin) {
+            return Err(FacesError::Config(format!(
+                "loss margin must be in [0, 1.5), got {}",
+                self.margin
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An embedding network plus one learned unit vector per training identity; the logits are
+/// scaled cosines, with the margin applied to the target class during training.
+#[derive(Module, Debug)]
+pub struct MarginModel {
+    /// The embedding network (the part that is kept).
+    pub net: EmbeddingNet,
+    weight: Param<Tensor<2>>,
+    scale: f32,
+    margin: f32,
+    arcface: bool,
+}
+
+impl MarginModel {
+    /// A fresh model for `classes` training identities.
+    pub fn new(
+        net: EmbeddingNet,
+        dim: usize,
+        classes: usize,
+        loss: &MarginLoss,
+        device: &Device,
+    ) -> Self {
+        Self {
+            net,
+            weight: Initializer::XavierUniform { gain: 1.0 }.init_with(
+                [classes, dim],
+                Some(dim),
+                Some(classes),
+                device,
+            ),
+            scale: loss.scale,
+            margin: loss.margin,
+            arcface: loss.kind == MarginKind::Arcface,
+        }
+    }
+
+    fn cosines(&self, x: Tensor<4>) -> Tensor<2> {
+        let e = self.net.embed(x);
+        let w = l2_normalize(self.weight.val());
+        e.matmul(w.transpose())
+    }
+}
+
+impl Classifier for MarginModel {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.cosines(x).mul_scalar(self.scale)
+    }
+
+    fn train_logits(&self, x: Tensor<4>, targets: Tensor<1, Int>) -> Tensor<2> {
+        let cos = self.cosines(x);
+        let classes = cos.dims()[1];
+        let onehot: Tensor<2> = targets.one_hot::<2>(classes).float();
+        let m = self.margin;
+        let target_logit = if self.arcface {
+            let c = cos.clone().clamp(-1.0 + 1e-6, 1.0 - 1e-6);
+            let sin = c.clone().powi_scalar(2).neg().add_scalar(1.0).sqrt();
+            let phi = c.clone().mul_scalar(m.cos()) - sin.mul_scalar(m.sin());
+            // Past θ = π - m, cos(θ + m) stops decreasing; use a linear penalty there.
+            let th = (std::f32::consts::PI - m).cos();
+            let fallback = c.clone().sub_scalar((std::f32::consts::PI - m).sin() * m);
+            phi.mask_where(c.lower_equal_elem(th), fallback)
+        } else {
+            cos.clone().sub_scalar(m)
+        };
+        let out = cos.clone() + (target_logit - cos) * onehot;
+        out.mul_scalar(self.scale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn embeddings_have_unit_length_and_the_margin_lowers_only_the_target_logit() {
+        let device =
+            profundo_core::backend::train_device(profundo_core::backend::BackendKind::Flex, "cpu")
+                .unwrap();
+        device.seed(3);
+        let cfg = EmbeddingNetConfig {
+            channels: vec![4, 8],
+            embedding_dim: 6,
+            dropout: 0.0,
+            flip_test: true,
+        };
+        let net = cfg.init([1, 8, 6], &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..2 * 48).map(|i| (i as f32 * 0.37).sin()).collect(),
+                [2, 1, 8, 6],
+            ),
+            &device,
+        );
+        for kind in [MarginKind::Cosface, MarginKind::Arcface] {
+            let loss = MarginLoss {
+                kind,
+                scale: 10.0,
+                margin: 0.3,
+            };
+            let model = MarginModel::new(cfg.init([1, 8, 6], &device), 6, 3, &loss, &device);
+            let plain: Vec<f32> = model.logits(x.clone()).into_data().try_to_vec().unwrap();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &device);
+            let margin: Vec<f32> = model
+                .train_logits(x.clone(), y)
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            for (i, (a, b)) in plain.iter().zip(&margin).enumerate() {
+                let target = i == 2 || i == 3;
+                if target {
+                    assert!(b < a, "{kind:?}: target logit {b} not below {a}");
+                } else {
+                    assert!((a - b).abs() < 1e-5, "{kind:?}: other logit changed");
+                }
+            }
+        }
+        for e in [net.embed(x.clone()), net.embed_eval(x)] {
+            let e: Vec<f32> = e.into_data().try_to_vec().unwrap();
+            for row in e.chunks(6) {
+                let n: f32 = row.iter().map(|v| v * v).sum();
+                assert!((n - 1.0).abs() < 1e-4, "{n}");
+            }
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! `faces.evaluate`: the field's protocols on each fold's test people, for the network and
+//! (optionally) a baseline side by side.
+//!
+//! - Closed set (every test person was seen in training, e.g. ORL 5/5): identification
+//!   accuracy of each test image by its nearest training image.
+//! - Verification (always): ROC over all genuine and impostor pairs of test images: AUC,
+//!   EER, TAR at FAR 1% and 0.1%, and FAR/FRR at the threshold chosen on validation.
+//! - Open set (test people never seen in training): each test person is enrolled from their
+//!   first `enroll` images (template = mean embedding) and queried with the rest:
+//!   identification accuracy among the enrolled, detection-and-identification rate at the
+//!   threshold, and the rejection rate of people who are not enrolled (each person queried
+//!   against a gallery of everyone else).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use profundo_pipeline::StageError;
+use profundo_pipeline::artifacts::MetricsArtifact;
+use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, downcast, input};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Role, Similarity};
+use crate::verification::{pair_scores, roc, verification};
+
+/// Parameters of `faces.evaluate`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluateParams {
+    /// Open set: images per test person used to enroll them (the rest are queries).
+    pub enroll: usize,
+}
+
+impl Default for EvaluateParams {
+    fn default() -> Self {
+        Self { enroll: 5 }
+    }
+}
+
+/// Evaluates face embeddings.
+pub struct EvaluateFaces;
+
+impl TypedStage for EvaluateFaces {
+    type Params = EvaluateParams;
+    const KIND: &'static str = "faces.evaluate";
+    const DOC: &'static str = "Closed-set identification, verification ROC/EER/TAR@FAR, open-set enrollment and rejection";
+    const INPUTS: &'static [Slot] = &[
+        Slot {
+            name: "embeddings",
+            accepts: &[FaceEmbeddings::TYPE],
+            optional: false,
+        },
+        Slot {
+            name: "baseline",
+            accepts: &[FaceEmbeddings::TYPE],
+            optional: true,
+        },
+    ];
+    const OUTPUT: &'static str = MetricsArtifact::TYPE;
+
+    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+        if p.enroll == 0 {
+            return Err(("enroll".into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    fn run(
+        p: &Self::Params,
+        ctx: &mut StageContext,
+        inputs: &[Option<Arc<dyn Artifact>>],
+    ) -> Result<Arc<dyn Artifact>, StageError> {
+        let model: &FaceEmbeddings = input(inputs, 0)?;
+        let baseline: Option<&FaceEmbeddings> = match inputs.get(1) {
+            Some(Some(a)) => Some(downcast(a)?),
+            _ => None,
+        };
+        let mut metrics = serde_json::Map::new();
+        metrics.insert("protocol".into(), model.protocol.clone().into());
+        let mut curves = Vec::new();
+        let mut columns = Vec::new();
+        for (key, emb) in std::iter::once(("model", model)).chain(baseline.map(|b| ("baseline", b)))
+        {
+            let mut per_fold = serde_json::Map::new();
+            let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+            // The baseline is compared on the model's folds only.
+            let wanted = |f: &&FoldEmbeddings| model.folds.iter().any(|m| m.fold == f.fold);
+            for f in emb.folds.iter().filter(wanted) {
+                let (m, g, i) = evaluate_fold(f, emb.similarity, p.enroll);
+                ctx.log(&format!("{} fold {}: {}", emb.method, f.fold, m));
+                per_fold.insert(f.fold.clone(), m);
+                genuine.extend(g);
+                impostor.extend(i);
+            }
+            let folds: Vec<Value> = per_fold.values().cloned().collect();
+            let mean = mean_of(&folds);
+            let points = roc(&genuine, &impostor);
+            let step = (points.len() / 2000).max(1);
+            curves.push((
+                emb.method.clone(),
+                points
+                    .iter()
+                    .step_by(step)
+                    .map(|p| (p.far, p.tar))
+                    .collect::<Vec<_>>(),
+            ));
+            columns.push((emb.method.clone(), mean.clone()));
+            metrics.insert(
+                key.into(),
+                json!({"method": emb.method, "folds": per_fold, "mean": mean}),
+            );
+        }
+        let plot = "roc.png";
+        profundo_core::plots::roc_curves(
+            &ctx.work_dir.join(plot),
+            &format!("Verification ROC — {}", model.protocol),
+            &curves,
+            1e-4,
+        )?;
+        Ok(Arc::new(MetricsArtifact {
+            metrics: Value::Object(metrics),
+            report: report(&model.protocol, &columns),
+            plots: vec![plot.into()],
+            root: ctx.work_dir.clone(),
+        }))
+    }
+}
+
+/// Metrics of one fold, plus the genuine and impostor scores of its test pairs.
+pub fn evaluate_fold(
+    f: &FoldEmbeddings,
+    sim: Similarity,
+    enroll: usize,
+) -> (Value, Vec<f64>, Vec<f64>) {
+    let test = f.with_role(Role::Test);
+    let known: Vec<usize> = (0..f.items.len())
+        .filter(|&i| f.items[i].role != Role::Test)
+        .collect();
+    let known_people: BTreeSet<&str> = known.iter().map(|&i| f.items[i].person.as_str()).collect();
+    let test_people: BTreeSet<&str> = test.iter().map(|&i| f.items[i].person.as_str()).collect();
+    let closed = test_people.iter().all(|p| known_people.contains(p));
+    let open = test_people.iter().all(|p| !known_people.contains(p));
+    let score = |a: usize, b: usize| sim.score(f.vector(a), f.vector(b));
+
+    let labels: Vec<&str> = test.iter().map(|&i| f.items[i].person.as_str()).collect();
+    let (genuine, impostor) = pair_scores(&labels, |a, b| score(test[a], test[b]));
+    let ver = verification(&genuine, &impostor);
+    let far = impostor.iter().filter(|&&s| s >= f.threshold).count() as f64
+        / impostor.len().max(1) as f64;
+    let frr =
+        genuine.iter().filter(|&&s| s < f.threshold).count() as f64 / genuine.len().max(1) as f64;
+    let mut m = json!({
+        "test_people": test_people.len(),
+        "test_images": test.len(),
+        "auc": ver.auc,
+        "eer": ver.eer,
+        "tar_at_far_1e-2": ver.tar_at_far_1e2,
+        "tar_at_far_1e-3": ver.tar_at_far_1e3,
+        "genuine_pairs": ver.genuine_pairs,
+        "impostor_pairs": ver.impostor_pairs,
+        "threshold": f.threshold,
+        "far_at_threshold": far,
+        "frr_at_threshold": frr,
+    });
+    if closed && !known.is_empty() {
+        // Nearest training image (the ORL protocol).
+        let hits = test
+            .iter()
+            .filter(|&&q| {
+                let best = known
+                    .iter()
+                    .copied()
+                    .max_by(|&a, &b| score(q, a).total_cmp(&score(q, b)));
+                best.is_some_and(|b| f.items[b].person == f.items[q].person)
+            })
+            .count();
+        m["closed_set_accuracy"] = json!(hits as f64 / test.len().max(1) as f64);
+    }
+    if open && test_people.len() >= 2 {
+        m["open_set"] = open_set(f, sim, &test, enroll);
+    }
+    (m, genuine, impostor)
+}
+
+/// Mean embedding of `idx`, unit length for cosine similarity.
+pub fn template(f: &FoldEmbeddings, idx: &[usize], sim: Similarity) -> Vec<f32> {
+    let mut t = vec![0.0f32; f.dim];
+    for &i in idx {
+        t.iter_mut().zip(f.vector(i)).for_each(|(a, b)| *a += b);
+    }
+    let n = idx.len().max(1) as f32;
+    t.iter_mut().for_each(|v| *v /= n);
+    if sim == Similarity::Cosine {
+        let norm = t.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        t.iter_mut().for_each(|v| *v /= norm);
+    }
+    t
+}
+
+fn open_set(f: &FoldEmbeddings, sim: Similarity, test: &[usize], enroll: usize) -> Value {
+    let mut by_person: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in test {
+        by_person
+            .entry(f.items[i].person.as_str())
+            .or_default()
+            .push(i);
+    }
+    // Enroll each person with at least two images from their first images.
+    let mut people = Vec::new();
+    for (name, imgs) in &by_person {
+        if imgs.len() < 2 {
+            continue;
+        }
+        let e = enroll.min(imgs.len() - 1);
+        people.push((*name, template(f, &imgs[..e], sim), imgs[e..].to_vec()));
+    }
+    let (mut queries, mut hits, mut detected, mut rejected) = (0usize, 0usize, 0usize, 0usize);
+    for (pi, (_, _, qs)) in people.iter().enumerate() {
+        for &q in qs {
+            queries += 1;
+            let scores: Vec<f64> = people
+                .iter()
+                .map(|(_, t, _)| sim.score(f.vector(q), t))
+                .collect();
+            let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+            if best == Some(pi) {
+                hits += 1;
+                if scores[pi] >= f.threshold {
+                    detected += 1;
+                }
+            }
+            // The same query when this person is not enrolled.
+            let best_other = (0..scores.len())
+                .filter(|&j| j != pi)
+                .map(|j| scores[j])
+                .fold(f64::NEG_INFINITY, f64::max);
+            if best_other < f.threshold {
+                rejected += 1;
+            }
+        }
+    }
+    let q = queries.max(1) as f64;
+    json!({
+        "enrolled_people": people.len(),
+        "enroll_images": enroll,
+        "queries": queries,
+        "identification_accuracy": hits as f64 / q,
+        "detection_identification_rate": detected as f64 / q,
+        "rejection_rate_not_enrolled": rejected as f64 / q,
+    })
+}
+
+/// Mean of the numeric leaves of several JSON objects of the same shape.
+pub fn mean_of(values: &[Value]) -> Value {
+    let Some(first) = values.first() else {
+        return Value::Null;
+    };
+    match first {
+        Value::Object(o) => {
+            let mut out = serde_json::Map::new();
+            for k in o.keys() {
+                let column: Vec<Value> = values.iter().filter_map(|v| v.get(k).cloned()).collect();
+                if column.len() == values.len() {
+                    out.insert(k.clone(), mean_of(&column));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Number(_) => {
+            let nums: Vec<f64> = values.iter().filter_map(Value::as_f64).collect();
+            json!(nums.iter().sum::<f64>() / nums.len().max(1) as f64)
+        }
+        other => other.clone(),
+    }
+}
+
+fn report(protocol: &str, columns: &[(String, Value)]) -> String {
+    let rows: [(&str, &str); 10] = [
+        ("closed-set identification accuracy", "/closed_set_accuracy"),
+        ("verification AUC", "/auc"),
+        ("verification EER", "/eer"),
+        ("TAR @ FAR 1%", "/tar_at_far_1e-2"),
+        ("TAR @ FAR 0.1%", "/tar_at_far_1e-3"),
+        ("FAR at the validation threshold", "/far_at_threshold"),
+        ("FRR at the validation threshold", "/frr_at_threshold"),
+        (
+            "open set: identification of enrolled people",
+            "/open_set/identification_accuracy",
+        ),
+        (
+            "open set: detection + identification at threshold",
+            "/open_set/detection_identification_rate",
+        ),
+        (
+            "open set: rejection of non-enrolled people",
+            "/open_set/rejection_rate_not_enrolled",
+        ),
+    ];
+    let mut md = format!("Protocol: {protocol}. Means over folds; test people only.\n\n| metric |");
+    for (name, _) in columns {
+        md.push_str(&format!(" {name} |"));
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---|".repeat(columns.len()));
+    md.push('\n');
+    for (label, ptr) in rows {
+        if columns.iter().all(|(_, v)| v.pointer(ptr).is_none()) {
+            continue;
+        }
+        md.push_str(&format!("| {label} |"));
+        for (_, v) in columns {
+            match v.pointer(ptr).and_then(Value::as_f64) {
+                Some(x) => md.push_str(&format!(" {x:.4} |")),
+                None => md.push_str(" - |"),
+            }
+        }
+        md.push('\n');
+    }
+    md.push_str("\nROC curve: `plots/<stage>-roc.png`.\n");
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::embeddings::EmbeddedItem;
+
+    fn fold(items: &[(&str, Role, [f32; 2])]) -> FoldEmbeddings {
+        FoldEmbeddings {
+            fold: "f".into(),
+            dim: 2,
+            items: items
+                .iter()
+                .enumerate()
+                .map(|(i, (p, r, _))| EmbeddedItem {
+                    name: format!("{p}/{i}"),
+                    person: p.to_string(),
+                    role: *r,
+                })
+                .collect(),
+            vectors: items.iter().flat_map(|(_, _, v)| *v).collect(),
+            threshold: 0.9,
+            threshold_rule: "test".into(),
+            model_dir: None,
+            history: Vec::new(),
+            best_epoch: 0,
+            stop: None,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn closed_set_uses_the_nearest_training_image() {
+        let f = fold(&[
+            ("a", Role::Train, [1.0, 0.0]),
+            ("b", Role::Train, [0.0, 1.0]),
+            ("a", Role::Test, [0.8, 0.6]),
+            ("b", Role::Test, [0.8, 0.6]),
+        ]);
+        let (m, g, i) = evaluate_fold(&f, Similarity::Cosine, 1);
+        // Both test images are nearest to a's training image: one of two is right.
+        assert_eq!(m["closed_set_accuracy"], json!(0.5));
+        assert!(g.is_empty() && i.len() == 1);
+        assert!(m.get("open_set").is_none());
+    }
+
+    #[test]
+    fn open_set_enrolls_first_images_and_rejects_strangers_below_the_threshold() {
+        let f = fold(&[
+            ("t", Role::Train, [1.0, 0.0]),
+            ("a", Role::Test, [1.0, 0.0]),
+            ("a", Role::Test, [0.96, 0.28]),
+            ("b", Role::Test, [0.0, 1.0]),
+            ("b", Role::Test, [0.6, 0.8]),
+        ]);
+        let (m, _, _) = evaluate_fold(&f, Similarity::Cosine, 1);
+        let o = &m["open_set"];
+        assert_eq!(o["queries"], json!(2));
+        // a's query (0.96, 0.28) is nearest a, b's (0.6, 0.8) nearest b.
+        assert_eq!(o["identification_accuracy"], json!(1.0));
+        // At threshold 0.9: a's query scores 0.96 with a -> detected; b's 0.8 -> not.
+        assert_eq!(o["detection_identification_rate"], json!(0.5));
+        // Without their own template: a's query vs b = 0.28, b's vs a = 0.6: both rejected.
+        assert_eq!(o["rejection_rate_not_enrolled"], json!(1.0));
+    }
+
+    #[test]
+    fn means_average_numeric_leaves() {
+        let m = mean_of(&[
+            json!({"a": 1.0, "o": {"x": 2}}),
+            json!({"a": 3.0, "o": {"x": 4}}),
+        ]);
+        assert_eq!(m, json!({"a": 2.0, "o": {"x": 3.0}}));
+    }
+}

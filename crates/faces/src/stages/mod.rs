@@ -1,0 +1,132 @@
+//! Face stage kinds: `faces.load_images`, `faces.train_embedding`, `faces.eigenfaces`,
+//! `faces.evaluate`, and the `face_embeddings` artifact they exchange.
+
+pub mod eigen;
+pub mod embeddings;
+pub mod evaluate;
+pub mod load;
+pub mod train;
+
+use profundo_pipeline::Registry;
+use profundo_pipeline::artifacts::{FeatureSet, Split};
+use profundo_pipeline::registry::Slot;
+
+use embeddings::{EmbeddedItem, FaceEmbeddings, Role, Similarity};
+
+/// Registers the face stages and artifact types.
+pub fn register(reg: &mut Registry) {
+    reg.artifact(FaceEmbeddings::TYPE, FaceEmbeddings::load)
+        .stage::<load::LoadImages>()
+        .stage::<train::TrainEmbedding>()
+        .stage::<eigen::EigenfacesStage>()
+        .stage::<evaluate::EvaluateFaces>();
+}
+
+/// The inputs of the stages that fit a face representation per fold: images and a split.
+pub const IMAGES_AND_SPLIT: &[Slot] = &[
+    Slot {
+        name: "images",
+        accepts: &[FeatureSet::TYPE],
+        optional: false,
+    },
+    Slot {
+        name: "split",
+        accepts: &[Split::TYPE],
+        optional: false,
+    },
+];
+
+/// Checks a `valid_fraction` parameter.
+pub fn check_valid_fraction(f: f64) -> Result<(), (String, String)> {
+    if (0.0..0.9).contains(&f) {
+        Ok(())
+    } else {
+        Err((
+            "valid_fraction".into(),
+            format!("must be in [0, 0.9), got {f}"),
+        ))
+    }
+}
+
+/// Every item of `fs` with its role in a fold (items in none of the lists count as test).
+pub fn fold_items(
+    fs: &FeatureSet,
+    train: &[usize],
+    valid: &[usize],
+    test: &[usize],
+) -> Vec<EmbeddedItem> {
+    let mut role = vec![Role::Test; fs.items.items.len()];
+    train.iter().for_each(|&i| role[i] = Role::Train);
+    valid.iter().for_each(|&i| role[i] = Role::Valid);
+    test.iter().for_each(|&i| role[i] = Role::Test);
+    fs.items
+        .items
+        .iter()
+        .zip(role)
+        .map(|(it, role)| EmbeddedItem {
+            name: it.name.clone(),
+            person: it.label.clone(),
+            role,
+        })
+        .collect()
+}
+
+/// The equal-error-rate threshold over all pairs of validation images; when they hold no
+/// genuine pair, over validation images scored against training images.
+pub fn threshold_on_validation(
+    items: &[EmbeddedItem],
+    vectors: &[f32],
+    dim: usize,
+    similarity: Similarity,
+) -> (f64, String) {
+    let v = |i: usize| &vectors[i * dim..(i + 1) * dim];
+    let valid: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].role == Role::Valid)
+        .collect();
+    let labels: Vec<&str> = valid.iter().map(|&i| items[i].person.as_str()).collect();
+    let (genuine, impostor) = crate::verification::pair_scores(&labels, |a, b| {
+        similarity.score(v(valid[a]), v(valid[b]))
+    });
+    if !genuine.is_empty() && !impostor.is_empty() {
+        let ver = crate::verification::verification(&genuine, &impostor);
+        return (
+            ver.eer_threshold,
+            format!(
+                "equal error rate on {} genuine / {} impostor validation pairs (validation EER {:.4})",
+                genuine.len(),
+                impostor.len(),
+                ver.eer
+            ),
+        );
+    }
+    let train: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].role == Role::Train)
+        .collect();
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for &a in &valid {
+        for &b in &train {
+            let s = similarity.score(v(a), v(b));
+            if items[a].person == items[b].person {
+                genuine.push(s);
+            } else {
+                impostor.push(s);
+            }
+        }
+    }
+    if genuine.is_empty() || impostor.is_empty() {
+        let fallback = match similarity {
+            Similarity::Cosine => 0.5,
+            Similarity::Euclidean => -1e30,
+        };
+        return (fallback, "no validation pairs: fixed default".into());
+    }
+    let ver = crate::verification::verification(&genuine, &impostor);
+    (
+        ver.eer_threshold,
+        format!(
+            "equal error rate on {} genuine / {} impostor validation-vs-training pairs",
+            genuine.len(),
+            impostor.len()
+        ),
+    )
+}
