@@ -175,6 +175,10 @@ fn list_and_validate_describe_the_stage_kinds() {
         "train.classifier",
         "eval.classification",
         "export.model",
+        "faces.load_images",
+        "faces.train_embedding",
+        "faces.eigenfaces",
+        "faces.evaluate",
     ] {
         assert!(out.stdout.contains(kind), "`list` misses {kind}");
     }

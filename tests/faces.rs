@@ -96,6 +96,12 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
     }
     assert_eq!(model_m["test_images"], 8.0);
     assert!(run.join("plots/evaluate-roc.png").is_file());
+    assert!(run.join("plots/train-closed-training.png").is_file());
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("Embeddings (`train`") && report.contains("eigenfaces (k=8)"),
+        "{report}"
+    );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
             .unwrap();
@@ -330,9 +336,7 @@ fn a_person_folder_without_images_is_named_in_the_error() {
 /// beside the repository (as `.ci/run` sets it). Missing data fails the test with the
 /// reason: the floors below are part of the contract.
 fn orl_data() -> PathBuf {
-    let base = std::env::var_os("PROFUNDO_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"));
+    let base = data_dir();
     let orl = base.join("faces/orl");
     assert!(
         orl.join("s1").is_dir(),
@@ -343,33 +347,18 @@ fn orl_data() -> PathBuf {
     base
 }
 
-/// Runs a shipped face pipeline with PROFUNDO_DATA set, returning the run directory.
+/// Runs a shipped face pipeline (the ORL data must be there), returning the run directory.
 fn run_faces(pipeline: &str, extra: &[&str], runs: &Path) -> PathBuf {
-    let data = orl_data();
+    orl_data();
     let repo = repo();
     let mut args = vec!["run", pipeline, "--runs-dir", runs.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_profundo"))
-        .args(&args)
-        .current_dir(&repo)
-        .env("PROFUNDO_DATA", &data)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{pipeline} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run: "))
-        .expect("no run line");
-    repo.join(line.trim())
+    let out = ok(&repo, &args);
+    run_dir(&out, &repo)
 }
 
 /// Measured with seed 42 on the development machine (README "Results"): closed-set
-/// identification 0.981 (seed 1: 0.981), eigenfaces 0.875. Floors leave room for
+/// identification 0.981, eigenfaces 0.900. Floors leave room for
 /// floating-point differences between machines.
 const ORL_CLOSED_SET_FLOOR: f64 = 0.96;
 
@@ -398,4 +387,55 @@ fn orl_closed_set_identification_reaches_its_floor_and_beats_eigenfaces() {
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// Measured with seed 42 on the development machine, fold `groups-1` (README "Results"):
+/// EER 0.078, identification of newly enrolled people 0.95; eigenfaces EER 0.175. The
+/// issue's target (EER <= 5% over all folds) is not reached yet; these bounds guard what is,
+/// with room for floating-point differences between machines.
+const OPEN_SET_EER_CEILING: f64 = 0.12;
+const OPEN_SET_IDENTIFICATION_FLOOR: f64 = 0.875;
+
+#[test]
+fn orl_open_set_verification_and_enrollment_of_unseen_people() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_faces(
+        "pipelines/faces-open-set.toml",
+        &["--set", "train.folds=[\"groups-1\"]"],
+        tmp.path(),
+    );
+    let m = metrics(&run);
+    let model = &m["evaluate"]["model"]["mean"];
+    let base = &m["evaluate"]["baseline"]["mean"];
+    let eer = model["eer"].as_f64().unwrap();
+    let base_eer = base["eer"].as_f64().unwrap();
+    let id = model["open_set"]["identification_accuracy"]
+        .as_f64()
+        .unwrap();
+    eprintln!(
+        "ORL open set (groups-1): EER {eer:.4} (eigenfaces {base_eer:.4}), identification {id:.4}"
+    );
+    assert_eq!(model["test_people"], 8.0, "8 unseen people per fold");
+    assert!(
+        eer <= OPEN_SET_EER_CEILING,
+        "EER {eer} above {OPEN_SET_EER_CEILING}"
+    );
+    assert!(
+        eer < base_eer,
+        "the network ({eer}) must beat eigenfaces ({base_eer}) on EER"
+    );
+    assert!(
+        id >= OPEN_SET_IDENTIFICATION_FLOOR,
+        "identification {id} below {OPEN_SET_IDENTIFICATION_FLOOR}"
+    );
+    assert!(run.join("plots/evaluate-roc.png").is_file());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["training"]["fold"], "groups-1");
+    assert_eq!(
+        manifest["labels"].as_array().unwrap().len(),
+        24,
+        "trained on 24 people only"
+    );
 }

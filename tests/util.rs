@@ -8,6 +8,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Where the non-redistributable datasets are: `$PROFUNDO_DATA`, else `../shared/data`
+/// beside the repository (what `.ci/run` sets).
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("PROFUNDO_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data"))
+}
+
 /// The result of one `profundo` invocation.
 #[derive(Debug)]
 pub struct Out {
@@ -29,6 +37,7 @@ pub fn profundo(cwd: &Path, args: &[&str]) -> Out {
         .args(args)
         .current_dir(cwd)
         .env("PROFUNDO_LOG", "info")
+        .env("PROFUNDO_DATA", data_dir())
         .output()
         .expect("failed to start profundo");
     let o = Out {

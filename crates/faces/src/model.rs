@@ -157,8 +157,11 @@ impl EmbeddingNet {
     /// image's when the network was configured with `flip_test`.
     pub fn embed_eval(&self, x: Tensor<4>) -> Tensor<2> {
         if self.flip_test {
-            let mirrored = x.clone().flip([3]);
-            l2_normalize(self.embed(x) + self.embed(mirrored))
+            // One pass over the batch and its mirror image, then the pairs are summed.
+            let b = x.dims()[0];
+            let both = self.embed(Tensor::cat(vec![x.clone(), x.flip([3])], 0));
+            let d = both.dims()[1];
+            l2_normalize(both.clone().slice([0..b, 0..d]) + both.slice([b..2 * b, 0..d]))
         } else {
             self.embed(x)
         }

@@ -364,7 +364,8 @@ impl Exec<'_> {
             ..Default::default()
         };
         for spec in &self.pipeline.stages {
-            if !selected.contains(&spec.name) || !PUBLISHING.contains(&self.output_type(&spec.name))
+            if !selected.contains(&spec.name)
+                || !self.registry.publishes(self.output_type(&spec.name))
             {
                 continue;
             }
@@ -380,9 +381,6 @@ impl Exec<'_> {
         Ok(publication)
     }
 }
-
-/// Artifact types with something to publish into the run directory.
-const PUBLISHING: &[&str] = &["classifier", "metrics", "model"];
 
 fn compute_keys(p: &Pipeline) -> HashMap<String, String> {
     let mut keys: HashMap<String, String> = HashMap::new();

@@ -299,6 +299,7 @@ impl<T: TypedStage> StageKind for Kind<T> {
 pub struct Registry {
     kinds: BTreeMap<&'static str, Box<dyn StageKind>>,
     loaders: BTreeMap<&'static str, Option<ArtifactLoader>>,
+    publishing: std::collections::BTreeSet<&'static str>,
 }
 
 impl Registry {
@@ -318,6 +319,22 @@ impl Registry {
     pub fn artifact(&mut self, type_name: &'static str, loader: ArtifactLoader) -> &mut Self {
         self.loaders.insert(type_name, Some(loader));
         self
+    }
+
+    /// Adds a cacheable artifact type that publishes into the run directory (metrics, plots,
+    /// models): the engine loads it at the end of every run that selects its stage.
+    pub fn publishing_artifact(
+        &mut self,
+        type_name: &'static str,
+        loader: ArtifactLoader,
+    ) -> &mut Self {
+        self.publishing.insert(type_name);
+        self.artifact(type_name, loader)
+    }
+
+    /// Whether artifacts of this type publish into the run directory.
+    pub fn publishes(&self, type_name: &str) -> bool {
+        self.publishing.contains(type_name)
     }
 
     /// Adds an artifact type that is cheaper to recompute than to store (never cached).

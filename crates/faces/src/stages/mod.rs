@@ -15,7 +15,7 @@ use embeddings::{EmbeddedItem, FaceEmbeddings, Role, Similarity};
 
 /// Registers the face stages and artifact types.
 pub fn register(reg: &mut Registry) {
-    reg.artifact(FaceEmbeddings::TYPE, FaceEmbeddings::load)
+    reg.publishing_artifact(FaceEmbeddings::TYPE, FaceEmbeddings::load)
         .stage::<load::LoadImages>()
         .stage::<train::TrainEmbedding>()
         .stage::<eigen::EigenfacesStage>()

@@ -28,9 +28,9 @@ use crate::registry::Registry;
 pub fn register(reg: &mut Registry) {
     reg.artifact(FeatureSet::TYPE, FeatureSet::load)
         .artifact(Split::TYPE, Split::load)
-        .artifact(TrainedClassifier::TYPE, TrainedClassifier::load)
-        .artifact(MetricsArtifact::TYPE, MetricsArtifact::load)
-        .artifact(ModelArtifact::TYPE, ModelArtifact::load);
+        .publishing_artifact(TrainedClassifier::TYPE, TrainedClassifier::load)
+        .publishing_artifact(MetricsArtifact::TYPE, MetricsArtifact::load)
+        .publishing_artifact(ModelArtifact::TYPE, ModelArtifact::load);
 }
 
 /// Maps an I/O error on `path` into a stage error.
