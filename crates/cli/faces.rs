@@ -57,7 +57,10 @@ fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
                 serde_json::json!({"path": path.display().to_string(), "name": m.name, "score": m.score, "nearest": m.nearest})
             ),
             Ok(Some(m)) => println!("{}\t{}\t{:.3}", path.display(), m.name, m.score),
-            Ok(None) => unreachable!("the gallery is not empty"),
+            Ok(None) => {
+                failed += 1;
+                eprintln!("error: {}: no one to compare with", path.display());
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e}");
