@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,39 @@ pub fn weights_file(i: usize) -> String {
     }
 }
 
+/// Writes a module's parameters to a safetensors file (replacing it).
+pub fn save_weights<M: Module>(path: &Path, module: &M) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path.to_path_buf()).overwrite(true);
+    module
+        .save_into(&mut store)
+        .map_err(|e| CoreError::Weights {
+            path: path.to_path_buf(),
+            action: "save",
+            message: e.to_string(),
+        })
+}
+
+/// Loads a safetensors file into `module` (built from the manifest's settings); every
+/// tensor must match, or the error says the weights do not fit the network.
+pub fn load_weights<M: Module>(path: &Path, mut module: M) -> Result<M> {
+    let mut store = SafetensorsStore::from_file(path.to_path_buf());
+    let applied = module
+        .load_from(&mut store)
+        .map_err(|e| CoreError::Weights {
+            path: path.to_path_buf(),
+            action: "load",
+            message: e.to_string(),
+        })?;
+    if !applied.is_success() {
+        return Err(CoreError::Weights {
+            path: path.to_path_buf(),
+            action: "load",
+            message: format!("weights do not match the manifest's network: {applied:?}"),
+        });
+    }
+    Ok(module)
+}
+
 /// Writes the members of a conv ensemble and `manifest` into `dir` (weights first, manifest
 /// last). `manifest.model` must list one [`ConvClassifierConfig`] per member.
 pub fn save_conv_ensemble(
@@ -108,15 +142,7 @@ pub fn save_conv_ensemble(
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
     for (i, model) in members.iter().enumerate() {
-        let weights = dir.join(weights_file(i));
-        let mut store = SafetensorsStore::from_file(weights.clone()).overwrite(true);
-        model
-            .save_into(&mut store)
-            .map_err(|e| CoreError::Weights {
-                path: weights,
-                action: "save",
-                message: e.to_string(),
-            })?;
+        save_weights(&dir.join(weights_file(i)), model)?;
     }
     write_json_atomic(&dir.join(MANIFEST_FILE), manifest)
 }
@@ -153,24 +179,8 @@ pub fn load_conv_ensemble(dir: &Path, device: &Device) -> Result<(ConvEnsemble, 
     }
     let mut members = Vec::new();
     for (i, cfg) in member_configs(&manifest, dir)?.iter().enumerate() {
-        let mut model = cfg.init(manifest.input_shape, manifest.labels.len(), device);
-        let weights = dir.join(weights_file(i));
-        let mut store = SafetensorsStore::from_file(weights.clone());
-        let applied = model
-            .load_from(&mut store)
-            .map_err(|e| CoreError::Weights {
-                path: weights.clone(),
-                action: "load",
-                message: e.to_string(),
-            })?;
-        if !applied.is_success() {
-            return Err(CoreError::Weights {
-                path: weights,
-                action: "load",
-                message: format!("weights do not match the manifest's network: {applied:?}"),
-            });
-        }
-        members.push(model);
+        let model = cfg.init(manifest.input_shape, manifest.labels.len(), device);
+        members.push(load_weights(&dir.join(weights_file(i)), model)?);
     }
     Ok((ConvEnsemble { members }, manifest))
 }

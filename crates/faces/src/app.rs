@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use profundo_core::backend::{self, BackendKind};
-use profundo_core::manifest::{Manifest, WEIGHTS_FILE, resolve_model_dir};
+use profundo_core::manifest::{Manifest, WEIGHTS_FILE, load_weights, resolve_model_dir};
 use serde::Serialize;
 
-use crate::model::{EmbeddingNet, EmbeddingNetConfig};
+use crate::model::{EmbeddingNet, EmbeddingNetConfig, embed_all};
 use crate::preprocess::Preprocess;
 use crate::stages::train::MODEL_KIND;
 use crate::{FacesError, Result};
@@ -22,6 +21,7 @@ pub struct FaceModel {
     preprocess: Preprocess,
     threshold: f64,
     model_id: String,
+    dim: usize,
     device: Device,
     dir: PathBuf,
 }
@@ -66,27 +66,11 @@ impl FaceModel {
             .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| bad("manifest has no `decision.threshold`".into()))?;
         let device = backend::device(backend, "cpu")?;
-        let mut net = config.init(manifest.input_shape, &device);
         let weights = dir.join(WEIGHTS_FILE);
         let bytes =
             std::fs::read(&weights).map_err(|e| profundo_core::CoreError::io(&weights, e))?;
         let model_id = blake3::hash(&bytes).to_hex()[..16].to_string();
-        let mut store = SafetensorsStore::from_file(weights.clone());
-        let applied = net
-            .load_from(&mut store)
-            .map_err(|e| profundo_core::CoreError::Weights {
-                path: weights.clone(),
-                action: "load",
-                message: e.to_string(),
-            })?;
-        if !applied.is_success() {
-            return Err(profundo_core::CoreError::Weights {
-                path: weights,
-                action: "load",
-                message: format!("weights do not match the manifest's network: {applied:?}"),
-            }
-            .into());
-        }
+        let net = load_weights(&weights, config.init(manifest.input_shape, &device))?;
         let net = net.valid();
         Ok(Self {
             net,
@@ -94,6 +78,7 @@ impl FaceModel {
             preprocess,
             threshold,
             model_id,
+            dim: config.embedding_dim,
             device,
             dir,
         })
@@ -121,9 +106,7 @@ impl FaceModel {
 
     /// Embedding size.
     pub fn dim(&self) -> usize {
-        serde_json::from_value::<EmbeddingNetConfig>(self.manifest.model.clone())
-            .map(|c| c.embedding_dim)
-            .unwrap_or(0)
+        self.dim
     }
 
     /// The preprocessing settings.
@@ -133,20 +116,9 @@ impl FaceModel {
 
     /// Embeddings of preprocessed inputs (each `height * width` values).
     pub fn embed_inputs(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
-        if inputs.is_empty() {
-            return Vec::new();
-        }
-        let [c, h, w] = self.preprocess.shape();
-        let buf: Vec<f32> = inputs.iter().flatten().copied().collect();
-        let x = Tensor::<4>::from_data(TensorData::new(buf, [inputs.len(), c, h, w]), &self.device);
-        let flat: Vec<f32> = self
-            .net
-            .embed_eval(x)
-            .into_data()
-            .try_to_vec()
-            .unwrap_or_default();
-        let d = flat.len() / inputs.len();
-        flat.chunks(d.max(1)).map(<[f32]>::to_vec).collect()
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let flat = embed_all(&self.net, &refs, self.preprocess.shape(), &self.device);
+        flat.chunks(self.dim.max(1)).map(<[f32]>::to_vec).collect()
     }
 
     /// Embedding of one image file.

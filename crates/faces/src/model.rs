@@ -15,7 +15,7 @@ use burn::nn::{
     PaddingConfig2d,
 };
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use profundo_core::model::Classifier;
 use serde::{Deserialize, Serialize};
 
@@ -179,6 +179,29 @@ impl EmbeddingNet {
     }
 }
 
+/// Comparison embeddings ([`EmbeddingNet::embed_eval`]) of preprocessed inputs, each of
+/// `shape`, in batches of 64: `inputs.len() * dim` values.
+pub fn embed_all(
+    net: &EmbeddingNet,
+    inputs: &[&[f32]],
+    shape: [usize; 3],
+    device: &Device,
+) -> Vec<f32> {
+    let [c, h, w] = shape;
+    let mut out = Vec::new();
+    for chunk in inputs.chunks(64) {
+        let buf: Vec<f32> = chunk.iter().flat_map(|x| x.iter().copied()).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), c, h, w]), device);
+        out.extend(
+            net.embed_eval(x)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default(),
+        );
+    }
+    out
+}
+
 /// Rows scaled to unit length.
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().powi_scalar(2).sum_dim(1).add_scalar(1e-12).sqrt();
@@ -307,7 +330,6 @@ impl Classifier for MarginModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
 
     #[test]
     fn embeddings_have_unit_length_and_the_margin_lowers_only_the_target_logit() {

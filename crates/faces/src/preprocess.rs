@@ -86,19 +86,27 @@ impl Preprocess {
 
     /// Reads, decodes and preprocesses one image file.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
+        let bytes = std::fs::read(path).map_err(|e| FacesError::Image {
+            path: path.to_path_buf(),
+            message: format!("cannot open: {e}"),
+        })?;
+        self.decode(&bytes, path)
+    }
+
+    /// Decodes and preprocesses the bytes of an image file (`path` names it in errors).
+    pub fn decode(&self, bytes: &[u8], path: &Path) -> Result<Vec<f32>> {
         let bad = |message: String| FacesError::Image {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot open: {e}")))?;
         if bytes.is_empty() {
             return Err(bad("not an image file (it is empty, 0 bytes)".into()));
         }
         // Trust the content, not the extension.
-        let format = image::guess_format(&bytes).map_err(|_| {
+        let format = image::guess_format(bytes).map_err(|_| {
             bad("not an image file (content is not PGM/PPM, PNG, JPEG, GIF or BMP)".into())
         })?;
-        let img = image::load_from_memory_with_format(&bytes, format)
+        let img = image::load_from_memory_with_format(bytes, format)
             .map_err(|e| bad(format!("cannot decode image (truncated or corrupt?): {e}")))?;
         self.from_image(&img).map_err(bad)
     }

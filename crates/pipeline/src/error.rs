@@ -72,6 +72,11 @@ pub enum StageError {
 }
 
 impl StageError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Core(profundo_core::CoreError::io(path, source))
+    }
+
     /// A data error about `path`.
     pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::Data {

@@ -66,16 +66,23 @@ pub fn downcast<T: Artifact>(a: &Arc<dyn Artifact>) -> Result<&T, StageError> {
     })
 }
 
+/// Input slot `i` of a running stage, whatever its type.
+pub fn input_artifact(
+    inputs: &[Option<Arc<dyn Artifact>>],
+    i: usize,
+) -> Result<&Arc<dyn Artifact>, StageError> {
+    inputs
+        .get(i)
+        .and_then(|a| a.as_ref())
+        .ok_or_else(|| StageError::Other(format!("input {} is missing", i + 1)))
+}
+
 /// Input slot `i` of a running stage, downcast to its concrete type.
 pub fn input<T: Artifact>(
     inputs: &[Option<Arc<dyn Artifact>>],
     i: usize,
 ) -> Result<&T, StageError> {
-    let a = inputs
-        .get(i)
-        .and_then(|a| a.as_ref())
-        .ok_or_else(|| StageError::Other(format!("input {} is missing", i + 1)))?;
-    downcast(a)
+    downcast(input_artifact(inputs, i)?)
 }
 
 /// Loads an artifact of one type from its cache directory.

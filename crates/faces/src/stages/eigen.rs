@@ -7,11 +7,10 @@ use std::time::Instant;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
-use profundo_pipeline::stages::{cut_validation, fold_seed};
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Similarity};
-use super::{fold_items, threshold_on_validation};
+use super::{FoldParts, threshold_on_validation};
 use crate::eigenfaces::Eigenfaces;
 
 /// Parameters of `faces.eigenfaces`.
@@ -63,23 +62,20 @@ impl TypedStage for EigenfacesStage {
         let mut folds = Vec::new();
         for fold in &split.folds {
             let t0 = Instant::now();
-            let seed = fold_seed(ctx.seed, &fold.name);
-            let (train_all, test) = fold.partition(&fs.items.items);
-            let (train, valid) =
-                cut_validation(&fs.items.items, &train_all, p.valid_fraction, seed);
-            let images: Vec<&[f32]> = train.iter().map(|&i| fs.item(i)).collect();
+            let parts = FoldParts::new(fs, fold, ctx.seed, p.valid_fraction);
+            let images: Vec<&[f32]> = parts.train.iter().map(|&i| fs.item(i)).collect();
             let pca = Eigenfaces::fit(&images, p.components)?;
             let dim = pca.components.len();
             let vectors: Vec<f32> = (0..fs.items.items.len())
                 .flat_map(|i| pca.project(fs.item(i)))
                 .collect();
-            let items = fold_items(fs, &train, &valid, &test);
+            let items = parts.items(fs);
             let (threshold, rule) =
                 threshold_on_validation(&items, &vectors, dim, Similarity::Euclidean);
             ctx.log(&format!(
                 "fold {}: {dim} components from {} images, threshold {threshold:.3}",
                 fold.name,
-                train.len()
+                parts.train.len()
             ));
             folds.push(FoldEmbeddings {
                 fold: fold.name.clone(),

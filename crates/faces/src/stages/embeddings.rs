@@ -8,6 +8,7 @@ use std::sync::Arc;
 use profundo_core::fsutil::copy_dir;
 use profundo_core::train::{EpochRecord, StopReason};
 use profundo_pipeline::StageError;
+use profundo_pipeline::artifacts::publish_training_plot;
 use profundo_pipeline::registry::{Artifact, Publication};
 use serde::{Deserialize, Serialize};
 
@@ -125,8 +126,7 @@ impl FaceEmbeddings {
     /// Loads from a cache directory.
     pub fn load(dir: &Path) -> Result<Arc<dyn Artifact>, StageError> {
         let path = dir.join(FILE);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| StageError::Core(profundo_core::CoreError::io(&path, e)))?;
+        let bytes = std::fs::read(&path).map_err(|e| StageError::io(&path, e))?;
         let mut e: FaceEmbeddings = postcard::from_bytes(&bytes)
             .map_err(|e| StageError::data(&path, format!("corrupt cached embeddings: {e}")))?;
         e.root = dir.to_path_buf();
@@ -183,20 +183,12 @@ impl Artifact for FaceEmbeddings {
         cache_dir: &Path,
         run: &mut Publication,
     ) -> Result<(), StageError> {
-        let plots = run.run_dir.join("plots");
         let mut md = String::from(
             "| fold | best epoch | epochs run | stopped | threshold | seconds |\n|---|---|---|---|---|---|\n",
         );
         for f in &self.folds {
             if let Some(m) = &f.model_dir {
-                let src = cache_dir.join(m).join("training.png");
-                if src.is_file() {
-                    std::fs::create_dir_all(&plots)
-                        .map_err(|e| StageError::Core(profundo_core::CoreError::io(&plots, e)))?;
-                    let dest = plots.join(format!("{stage}-{}-training.png", f.fold));
-                    std::fs::copy(&src, &dest)
-                        .map_err(|e| StageError::Core(profundo_core::CoreError::io(&src, e)))?;
-                }
+                publish_training_plot(run, stage, &f.fold, &cache_dir.join(m))?;
             }
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {:.4} | {:.1} |\n",

@@ -169,9 +169,9 @@ pub fn evaluate_fold(
             .filter(|&&q| {
                 let best = known
                     .iter()
-                    .copied()
-                    .max_by(|&a, &b| score(q, a).total_cmp(&score(q, b)));
-                best.is_some_and(|b| f.items[b].person == f.items[q].person)
+                    .map(|&a| (a, score(q, a)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                best.is_some_and(|(b, _)| f.items[b].person == f.items[q].person)
             })
             .count();
         m["closed_set_accuracy"] = json!(hits as f64 / test.len().max(1) as f64);

@@ -101,7 +101,7 @@ impl TypedStage for LoadImages {
             .map(|(_, _, path)| {
                 let bytes = std::fs::read(path)
                     .map_err(|e| StageError::data(path, format!("cannot read: {e}")))?;
-                Ok((pre.load(path)?, blake3::hash(&bytes)))
+                Ok((pre.decode(&bytes, path)?, blake3::hash(&bytes)))
             })
             .collect::<Result<_, StageError>>()?;
         let mut items = Vec::with_capacity(files.len());

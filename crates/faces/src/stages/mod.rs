@@ -8,8 +8,9 @@ pub mod load;
 pub mod train;
 
 use profundo_pipeline::Registry;
-use profundo_pipeline::artifacts::{FeatureSet, Split};
+use profundo_pipeline::artifacts::{FeatureSet, Fold, Split};
 use profundo_pipeline::registry::Slot;
+use profundo_pipeline::stages::{cut_validation, fold_seed};
 
 use embeddings::{EmbeddedItem, FaceEmbeddings, Role, Similarity};
 
@@ -45,6 +46,43 @@ pub fn check_valid_fraction(f: f64) -> Result<(), (String, String)> {
             "valid_fraction".into(),
             format!("must be in [0, 0.9), got {f}"),
         ))
+    }
+}
+
+/// One fold's items: training images (validation included), the training images proper,
+/// the held-out validation images of the training people, and the test images.
+pub struct FoldParts {
+    /// The fold's seed.
+    pub seed: u64,
+    /// Every non-test item.
+    pub train_all: Vec<usize>,
+    /// Items fitted on.
+    pub train: Vec<usize>,
+    /// Held-out images of the training people (same choice for every stage with the
+    /// same seed and fraction).
+    pub valid: Vec<usize>,
+    /// Test items.
+    pub test: Vec<usize>,
+}
+
+impl FoldParts {
+    /// Partitions `fs` for `fold` and cuts `valid_fraction` of its training images.
+    pub fn new(fs: &FeatureSet, fold: &Fold, pipeline_seed: u64, valid_fraction: f64) -> Self {
+        let seed = fold_seed(pipeline_seed, &fold.name);
+        let (train_all, test) = fold.partition(&fs.items.items);
+        let (train, valid) = cut_validation(&fs.items.items, &train_all, valid_fraction, seed);
+        Self {
+            seed,
+            train_all,
+            train,
+            valid,
+            test,
+        }
+    }
+
+    /// Every item of `fs` with its role in this fold.
+    pub fn items(&self, fs: &FeatureSet) -> Vec<EmbeddedItem> {
+        fold_items(fs, &self.train, &self.valid, &self.test)
     }
 }
 

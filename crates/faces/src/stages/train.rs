@@ -6,20 +6,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
 use profundo_core::backend;
-use profundo_core::manifest::{MANIFEST_FILE, Manifest, WEIGHTS_FILE};
+use profundo_core::manifest::{MANIFEST_FILE, Manifest, WEIGHTS_FILE, save_weights};
 use profundo_core::train::{Checkpointer, Examples, TrainConfig, train_classifier};
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
-use profundo_pipeline::stages::{cut_validation, fold_seed, sanitize};
+use profundo_pipeline::stages::sanitize;
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Similarity};
-use super::{fold_items, threshold_on_validation};
+use super::{FoldParts, threshold_on_validation};
 use crate::augment::FaceAugment;
-use crate::model::{EmbeddingNet, EmbeddingNetConfig, MarginLoss, MarginModel};
+use crate::model::{EmbeddingNet, EmbeddingNetConfig, MarginLoss, MarginModel, embed_all};
 
 /// The model kind written to manifests.
 pub const MODEL_KIND: &str = "face_embedder";
@@ -97,10 +96,13 @@ impl TypedStage for TrainEmbedding {
             if !p.folds.is_empty() && !p.folds.contains(&fold.name) {
                 continue;
             }
-            let seed = fold_seed(ctx.seed, &fold.name);
-            let (train_all, test) = fold.partition(&fs.items.items);
-            let (train, valid) =
-                cut_validation(&fs.items.items, &train_all, p.valid_fraction, seed);
+            let FoldParts {
+                seed,
+                train_all,
+                train,
+                valid,
+                test,
+            } = FoldParts::new(fs, fold, ctx.seed, p.valid_fraction);
             // Classes are the training people only.
             let mut people: Vec<String> = train_all
                 .iter()
@@ -150,10 +152,10 @@ impl TypedStage for TrainEmbedding {
                 ctx.log(&format!("fold {}: resumed after epoch {e}", fold.name));
             }
             let net = out.model.valid().net;
-            let all: Vec<usize> = (0..fs.items.items.len()).collect();
-            let vectors = embed_items(&net, fs, &all, &plain);
+            let images: Vec<&[f32]> = (0..fs.items.items.len()).map(|i| fs.item(i)).collect();
+            let vectors = embed_all(&net, &images, fs.shape, &plain);
             let dim = p.model.embedding_dim;
-            let items = fold_items(fs, &train, &valid, &test);
+            let items = super::fold_items(fs, &train, &valid, &test);
             let (threshold, rule) =
                 threshold_on_validation(&items, &vectors, dim, Similarity::Cosine);
             ctx.log(&format!(
@@ -225,48 +227,14 @@ impl TypedStage for TrainEmbedding {
     }
 }
 
-/// Embeddings of the items `idx`, `idx.len() * dim` values.
-pub fn embed_items(
-    net: &EmbeddingNet,
-    fs: &FeatureSet,
-    idx: &[usize],
-    device: &Device,
-) -> Vec<f32> {
-    let [c, h, w] = fs.shape;
-    let mut out = Vec::new();
-    for chunk in idx.chunks(64) {
-        let mut buf = Vec::with_capacity(chunk.len() * c * h * w);
-        for &i in chunk {
-            buf.extend_from_slice(fs.item(i));
-        }
-        let x = Tensor::<4>::from_data(TensorData::new(buf, [chunk.len(), c, h, w]), device);
-        let e: Vec<f32> = net
-            .embed_eval(x)
-            .into_data()
-            .try_to_vec()
-            .unwrap_or_default();
-        out.extend(e);
-    }
-    out
-}
-
 /// Writes the network's weights and the manifest (last) into `dir`.
 pub fn save_embedding_net(
     dir: &std::path::Path,
     net: &EmbeddingNet,
     manifest: &Manifest,
 ) -> Result<(), StageError> {
-    use burn::store::{ModuleSnapshot, SafetensorsStore};
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StageError::Core(profundo_core::CoreError::io(dir, e)))?;
-    let weights = dir.join(WEIGHTS_FILE);
-    let mut store = SafetensorsStore::from_file(weights.clone()).overwrite(true);
-    net.save_into(&mut store)
-        .map_err(|e| profundo_core::CoreError::Weights {
-            path: weights,
-            action: "save",
-            message: e.to_string(),
-        })?;
+    std::fs::create_dir_all(dir).map_err(|e| profundo_core::CoreError::io(dir, e))?;
+    save_weights(&dir.join(WEIGHTS_FILE), net)?;
     profundo_core::fsutil::write_json_atomic(&dir.join(MANIFEST_FILE), manifest)?;
     Ok(())
 }

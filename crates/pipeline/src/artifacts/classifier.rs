@@ -116,14 +116,8 @@ impl Artifact for TrainedClassifier {
         run: &mut crate::registry::Publication,
     ) -> Result<(), StageError> {
         // Training curves of every model.
-        let plots = run.run_dir.join("plots");
         for m in &self.models {
-            let src = cache_dir.join(&m.model_dir).join("training.png");
-            if src.is_file() {
-                std::fs::create_dir_all(&plots).map_err(|e| super::io_err(&plots, e))?;
-                let dest = plots.join(format!("{stage}-{}-training.png", m.fold));
-                std::fs::copy(&src, &dest).map_err(|e| super::io_err(&src, e))?;
-            }
+            super::publish_training_plot(run, stage, &m.fold, &cache_dir.join(&m.model_dir))?;
         }
         let mut md = String::from(
             "| model | best epoch | epochs run | stopped | seconds |\n|---|---|---|---|---|\n",

@@ -35,5 +35,24 @@ pub fn register(reg: &mut Registry) {
 
 /// Maps an I/O error on `path` into a stage error.
 pub(crate) fn io_err(path: &std::path::Path, e: std::io::Error) -> crate::StageError {
-    crate::StageError::Core(profundo_core::CoreError::io(path, e))
+    crate::StageError::io(path, e)
+}
+
+/// Copies a model's `training.png` (if it has one) into the run's
+/// `plots/<stage>-<fold>-training.png`.
+pub fn publish_training_plot(
+    run: &crate::registry::Publication,
+    stage: &str,
+    fold: &str,
+    model_dir: &std::path::Path,
+) -> Result<(), crate::StageError> {
+    let src = model_dir.join("training.png");
+    if !src.is_file() {
+        return Ok(());
+    }
+    let plots = run.run_dir.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|e| io_err(&plots, e))?;
+    let dest = plots.join(format!("{stage}-{fold}-training.png"));
+    std::fs::copy(&src, &dest).map_err(|e| io_err(&src, e))?;
+    Ok(())
 }

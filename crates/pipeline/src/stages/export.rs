@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StageError;
 use crate::artifacts::{MetricsArtifact, ModelArtifact};
-use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast};
+use crate::registry::{Artifact, Slot, StageContext, TypedStage, downcast, input_artifact};
 
 /// Parameters of `export.model`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -48,10 +48,7 @@ impl TypedStage for ExportModel {
         ctx: &mut StageContext,
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let trained = inputs
-            .first()
-            .and_then(|a| a.as_ref())
-            .ok_or_else(|| StageError::Other("input 1 is missing".into()))?;
+        let trained = input_artifact(inputs, 0)?;
         let models = trained.exportable_models();
         if models.is_empty() {
             return Err(StageError::Other(format!(

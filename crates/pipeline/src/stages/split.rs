@@ -19,10 +19,7 @@ const ANY_ITEMS: &[Slot] = &[Slot {
 }];
 
 fn items_of(inputs: &[Option<Arc<dyn Artifact>>]) -> Result<&Items, StageError> {
-    let a = inputs
-        .first()
-        .and_then(|a| a.as_ref())
-        .ok_or_else(|| StageError::Other("missing input".into()))?;
+    let a = crate::registry::input_artifact(inputs, 0)?;
     a.items().ok_or_else(|| {
         StageError::Other(format!(
             "input of type `{}` has no labelled items to split",
