@@ -32,6 +32,9 @@ pub enum Command {
     Speech(SpeechArgs),
     /// Face apps: enroll people, identify and verify faces, manage a gallery.
     Faces(FacesArgs),
+    /// Recommendation app: top-K items for a user (`--user`), or items similar to an item
+    /// (`similar --item`).
+    Recommend(RecommendArgs),
     /// Benchmarks (speed targets live here, not in tests).
     Bench(BenchArgs),
 }
@@ -264,6 +267,47 @@ pub struct GalleryArgs {
     /// Remove this person.
     #[arg(long, value_name = "NAME")]
     pub remove: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RecommendArgs {
+    #[command(subcommand)]
+    pub command: Option<RecommendCommand>,
+    /// A model directory, a run directory or a pipeline's runs folder.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The user to recommend for (raw id as in the data).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// How many items.
+    #[arg(short = 'k', long = "top", default_value_t = 10)]
+    pub k: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecommendCommand {
+    /// Items nearest to an item by embedding (cosine).
+    Similar(SimilarArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarArgs {
+    /// A model directory, a run directory or a pipeline's runs folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The item (raw id as in the data).
+    #[arg(long)]
+    pub item: String,
+    /// How many items.
+    #[arg(short = 'k', long = "top", default_value_t = 10)]
+    pub k: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

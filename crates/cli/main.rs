@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod faces;
 mod inspect;
+mod recommend;
 mod run;
 mod speech;
 
@@ -32,6 +33,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Compare(a) => inspect::compare(a),
         args::Command::Speech(a) => speech::speech(a),
         args::Command::Faces(a) => faces::faces(a),
+        args::Command::Recommend(a) => recommend::recommend(a),
         args::Command::Bench(a) => bench::bench(a),
     }
 }
@@ -42,6 +44,7 @@ pub fn registry() -> profundo_pipeline::Registry {
     profundo_pipeline::stages::register(&mut reg);
     profundo_speech::register(&mut reg);
     profundo_faces::register(&mut reg);
+    profundo_recommend::register(&mut reg);
     reg
 }
 

@@ -59,14 +59,21 @@ impl Artifact for ModelArtifact {
     ) -> Result<(), StageError> {
         let dest = run.run_dir.join("model");
         profundo_core::fsutil::write_dir_atomic(&dest, |tmp| copy_dir(cache_dir, tmp))?;
+        let labels = if self.manifest.labels.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} labels: {})",
+                self.manifest.labels.len(),
+                self.manifest.labels.join(", ")
+            )
+        };
         run.report.push((
             "Model".into(),
             format!(
-                "`model/` holds a `{}` model ({} labels: {}) for task `{}`; apps load it with \
+                "`model/` holds a `{}` model{labels} for task `{}`; apps load it with \
                  `--model {}`.\n",
                 self.manifest.kind,
-                self.manifest.labels.len(),
-                self.manifest.labels.join(", "),
                 self.manifest.task,
                 run.run_dir.display()
             ),
