@@ -6,4 +6,5 @@ mod engine;
 mod faces;
 mod protocols;
 mod quickstart;
+mod recommend;
 mod util;

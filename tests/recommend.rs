@@ -1,0 +1,477 @@
+//! Recommendations: the shipped MovieTweetings pipeline and the apps it feeds, the
+//! MovieLens 100K floors (u1..u5), and bad input.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::util::{data_dir, fails_with, metrics, ok, repo, run_dir, write};
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// `(user, item)` pairs of the shipped MovieTweetings ratings, in file order.
+fn movietweetings() -> Vec<(String, String, i64)> {
+    std::fs::read_to_string(repo().join("datasets/movietweetings-10k/ratings.dat"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split("::").collect();
+            (
+                f[0].to_string(),
+                f[1].trim_start_matches('0').to_string(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_shipped_movietweetings_pipeline_feeds_the_recommend_app() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo();
+    let out = ok(
+        &repo,
+        &[
+            "run",
+            "pipelines/recommend-movietweetings.toml",
+            "--runs-dir",
+            tmp.path().to_str().unwrap(),
+        ],
+    );
+    let run = run_dir(&out, &repo);
+    let m = &metrics(&run)["eval_mf"];
+    let (mf, biases) = (
+        m["rmse"]["mean"].as_f64().unwrap(),
+        m["baseline"]["rmse"]["mean"].as_f64().unwrap(),
+    );
+    eprintln!(
+        "MovieTweetings leave-last-1: MF RMSE {mf:.4}, biases {biases:.4}, popularity NDCG@10 {:.4}",
+        m["popularity"]["ndcg@10"]["mean"]
+    );
+    // Measured 1.564 vs 1.591 (README): the factor model must at least match the biases.
+    assert!(
+        mf < biases,
+        "MF RMSE {mf} is not below the biases' {biases}"
+    );
+    for k in ["hr@5", "ndcg@10", "recall@20", "map@10", "coverage@10"] {
+        let v = m[k]["mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+        assert!(m["popularity"][k]["mean"].is_number(), "popularity {k}");
+    }
+    assert_eq!(
+        m["folds"][0]["test"], 1764,
+        "one test rating per user with 2+"
+    );
+
+    // The user with the most ratings: none of their training ratings is recommended.
+    let rows = movietweetings();
+    let mut count = std::collections::HashMap::<&str, usize>::new();
+    for (u, _, _) in &rows {
+        *count.entry(u.as_str()).or_default() += 1;
+    }
+    let (user, _) = count.iter().max_by_key(|(u, n)| (**n, *u)).unwrap();
+    let mut theirs: Vec<&(String, String, i64)> = rows.iter().filter(|r| r.0 == *user).collect();
+    theirs.sort_by_key(|r| r.2);
+    let training: HashSet<&str> = theirs[..theirs.len() - 1]
+        .iter()
+        .map(|r| r.1.as_str())
+        .collect();
+    let runs = run.to_str().unwrap();
+    let a = json(
+        &ok(
+            &repo,
+            &[
+                "recommend",
+                "--model",
+                runs,
+                "--user",
+                user,
+                "-k",
+                "50",
+                "--json",
+            ],
+        )
+        .stdout,
+    );
+    assert_eq!(a["cold_start"], false);
+    let items = a["items"].as_array().unwrap();
+    assert_eq!(items.len(), 50);
+    for it in items {
+        let id = it["item"].as_str().unwrap();
+        assert!(
+            !training.contains(id),
+            "recommended {id}, which {user} rated in training"
+        );
+    }
+    assert!(
+        items[0]["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "titles come from movies.dat"
+    );
+
+    // Unknown user: the popularity list, marked as cold start.
+    let c = json(
+        &ok(
+            &repo,
+            &[
+                "recommend",
+                "--model",
+                runs,
+                "--user",
+                "no-such-user",
+                "--json",
+            ],
+        )
+        .stdout,
+    );
+    assert_eq!(c["cold_start"], true);
+    assert_eq!(c["items"].as_array().unwrap().len(), 10);
+    let counts: Vec<f64> = c["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["score"].as_f64().unwrap())
+        .collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "popularity order: {counts:?}"
+    );
+    let text = ok(
+        &repo,
+        &["recommend", "--model", runs, "--user", "no-such-user"],
+    )
+    .stdout;
+    assert!(text.contains("cold start"), "{text}");
+
+    // Similar items, and the bad requests.
+    let item = items[0]["item"].as_str().unwrap();
+    let s = json(
+        &ok(
+            &repo,
+            &[
+                "recommend",
+                "similar",
+                "--model",
+                runs,
+                "--item",
+                item,
+                "-k",
+                "3",
+                "--json",
+            ],
+        )
+        .stdout,
+    );
+    let similar = s["similar"].as_array().unwrap();
+    assert_eq!(similar.len(), 3);
+    assert!(
+        similar.iter().all(|i| i["item"] != item),
+        "an item is not similar to itself"
+    );
+    fails_with(
+        &repo,
+        &["recommend", "similar", "--model", runs, "--item", "nope"],
+        &["unknown item `nope`"],
+    );
+    fails_with(
+        &repo,
+        &["recommend", "--model", runs, "--user", user, "-k", "0"],
+        &["-k must be at least 1"],
+    );
+    fails_with(
+        &repo,
+        &["recommend", "--model", runs],
+        &["--user is required"],
+    );
+    fails_with(
+        &repo,
+        &[
+            "recommend",
+            "--model",
+            tmp.path().join("nothing").to_str().unwrap(),
+            "--user",
+            "1",
+        ],
+        &["does not exist"],
+    );
+}
+
+/// A tiny CSV pipeline over `csv`: random 20% hold-out, biases and MF, evaluation.
+fn tiny_pipeline(dir: &Path, csv: &Path, scale: &str) -> PathBuf {
+    write(
+        dir,
+        "tiny.toml",
+        &format!(
+            r#"[pipeline]
+name = "tiny-recs"
+seed = 3
+
+[stages.ratings]
+kind = "recommend.load_ratings"
+path = "{csv}"
+scale = {scale}
+
+[stages.split]
+kind = "recommend.split"
+inputs = ["ratings"]
+method = "random"
+test_fraction = 0.2
+
+[stages.biases]
+kind = "recommend.train"
+inputs = ["ratings", "split"]
+model = "biases"
+
+[stages.mf]
+kind = "recommend.train"
+inputs = ["ratings", "split"]
+model = "mf"
+
+[stages.mf.training]
+factors = 4
+epochs = 3
+
+[stages.eval]
+kind = "recommend.evaluate"
+inputs = {{ ratings = "ratings", split = "split", model = "mf", baseline = "biases" }}
+
+[stages.export]
+kind = "export.model"
+inputs = ["mf", "eval"]
+"#,
+            csv = csv.display()
+        ),
+    )
+}
+
+#[test]
+fn bad_rating_tables_and_cold_start_users_in_a_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let runs = dir.join("runs");
+    let runs = runs.to_str().unwrap();
+    // 30 users x 20 items with a pattern, 12 users with one rating each (some land in the
+    // test part only: cold start), and one duplicated (user, item) row.
+    let mut csv = String::from("user,item,rating,timestamp\n");
+    for u in 0..30 {
+        for i in 0..20 {
+            if (u * 7 + i * 3) % 4 != 0 {
+                csv.push_str(&format!("{u},{i},{},{}\n", 1 + (u + i) % 5, u * 100 + i));
+            }
+        }
+    }
+    for u in 100..112 {
+        csv.push_str(&format!("{u},{},4,1\n", u % 20));
+    }
+    csv.push_str("1,1,5,99999\n");
+    let good = write(dir, "good.csv", &csv);
+    let p = tiny_pipeline(dir, &good, "[1, 5]");
+    let out = ok(dir, &["run", p.to_str().unwrap(), "--runs-dir", runs]);
+    assert!(
+        out.stderr
+            .contains("1 duplicate (user, item) rows: kept the last"),
+        "{}",
+        out.stderr
+    );
+    let run = run_dir(&out, dir);
+    let m = metrics(&run);
+    let cold = m["eval"]["cold_start_users"]["mean"].as_f64().unwrap();
+    let users = m["eval"]["folds"][0]["cold_users"].as_f64().unwrap();
+    assert!(
+        cold > 0.0 && cold == users,
+        "cold-start users counted: {cold} / {users}"
+    );
+
+    // Each bad table fails with the file, the row and the problem.
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        (
+            "scale.csv",
+            "user,item,rating\n1,2,3\n1,3,9\n",
+            "[1, 5]",
+            &["scale.csv", "data row 2", "outside the scale [1, 5]"],
+        ),
+        (
+            "ids.csv",
+            "user,item,rating\n1,2,3\nx7,3,4\n",
+            "[1, 5]",
+            &[
+                "ids.csv",
+                "data row 2 (line 3)",
+                "column `user`",
+                "`x7` is not an integer",
+            ],
+        ),
+        (
+            "cols.csv",
+            "customer,item,rating\n1,2,3\n",
+            "[1, 5]",
+            &["cols.csv", "missing required user column"],
+        ),
+        (
+            "empty.csv",
+            "",
+            "[1, 5]",
+            &["empty.csv", "the file is empty"],
+        ),
+        (
+            "header.csv",
+            "user,item,rating\n",
+            "[1, 5]",
+            &["header.csv", "no data rows"],
+        ),
+    ];
+    for (name, text, scale, needles) in cases {
+        let csv = write(dir, name, text);
+        let p = tiny_pipeline(dir, &csv, scale);
+        fails_with(
+            dir,
+            &["run", p.to_str().unwrap(), "--runs-dir", runs],
+            needles,
+        );
+    }
+    let p = write(
+        dir,
+        "badsplit.toml",
+        "[pipeline]\nname = \"x\"\n[stages.r]\nkind = \"recommend.load_ratings\"\npath = \"good.csv\"\n[stages.s]\nkind = \"recommend.split\"\ninputs = [\"r\"]\nmethod = \"random\"\ntest_fraction = 1.5\n",
+    );
+    fails_with(
+        dir,
+        &["run", p.to_str().unwrap(), "--runs-dir", runs],
+        &["test_fraction", "(0, 1)"],
+    );
+    // The exported model answers; one whose manifest says another kind is refused.
+    let run_s = run.to_str().unwrap();
+    let a = json(
+        &ok(
+            dir,
+            &["recommend", "--model", run_s, "--user", "3", "--json"],
+        )
+        .stdout,
+    );
+    assert_eq!(a["cold_start"], false);
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let manifest = std::fs::read_to_string(run.join("model/manifest.json")).unwrap();
+    std::fs::write(
+        other.join("manifest.json"),
+        manifest.replace("\"kind\": \"recommender\"", "\"kind\": \"conv_classifier\""),
+    )
+    .unwrap();
+    fails_with(
+        dir,
+        &[
+            "recommend",
+            "--model",
+            other.to_str().unwrap(),
+            "--user",
+            "3",
+        ],
+        &["not a recommender"],
+    );
+    // A corrupt model file is named.
+    let corrupt = dir.join("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("manifest.json"), &manifest).unwrap();
+    std::fs::write(corrupt.join("recommender.postcard"), b"garbage").unwrap();
+    fails_with(
+        dir,
+        &[
+            "recommend",
+            "--model",
+            corrupt.to_str().unwrap(),
+            "--user",
+            "3",
+        ],
+        &["recommender.postcard", "corrupt recommender file"],
+    );
+}
+
+/// MovieLens 100K: `$PROFUNDO_DATA/recommend/ml-100k`, else `../shared/data` (as `.ci/run`
+/// sets it). Missing data fails the test with the reason: the floors are the contract.
+fn ml100k() {
+    let d = data_dir().join("recommend/ml-100k");
+    assert!(
+        d.join("u.data").is_file() && d.join("u5.test").is_file(),
+        "MovieLens 100K is not at {} (set PROFUNDO_DATA to a folder holding recommend/ml-100k; download: see README, Datasets)",
+        d.display()
+    );
+}
+
+/// Measured with seed 42 on the development machine (README "Results"): MF RMSE 0.9082
+/// (5-fold mean), biases 0.9457; BPR NDCG@10 0.428 = 1.71x popularity's 0.251. The issue's
+/// targets are RMSE <= 0.91 and 1.5x popularity; the RMSE bound leaves 0.001 for
+/// floating-point differences between machines.
+const ML100K_RMSE_CEILING: f64 = 0.911;
+const ML100K_NDCG_OVER_POPULARITY: f64 = 1.5;
+
+#[test]
+fn movielens_100k_five_fold_rmse_and_top_k_floors() {
+    ml100k();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo();
+    let out = ok(
+        &repo,
+        &[
+            "run",
+            "pipelines/recommend-ml100k.toml",
+            "--runs-dir",
+            tmp.path().to_str().unwrap(),
+        ],
+    );
+    let run = run_dir(&out, &repo);
+    let m = metrics(&run);
+    let mf = &m["eval_mf"];
+    let rmse = mf["rmse"]["mean"].as_f64().unwrap();
+    let biases = mf["baseline"]["rmse"]["mean"].as_f64().unwrap();
+    for f in ["u1", "u2", "u3", "u4", "u5"] {
+        assert!(
+            mf["rmse"][f].is_number() && mf["mae"][f].is_number(),
+            "fold {f}"
+        );
+    }
+    let bpr = &m["eval_bpr"];
+    let ndcg = bpr["ndcg@10"]["mean"].as_f64().unwrap();
+    let pop = bpr["popularity"]["ndcg@10"]["mean"].as_f64().unwrap();
+    eprintln!(
+        "ML-100K u1..u5: MF RMSE {rmse:.4} (biases {biases:.4}); BPR NDCG@10 {ndcg:.4} HR@10 {:.4} vs popularity {pop:.4}",
+        bpr["hr@10"]["mean"]
+    );
+    assert!(
+        rmse <= ML100K_RMSE_CEILING,
+        "MF RMSE {rmse} above {ML100K_RMSE_CEILING}"
+    );
+    assert!(
+        rmse < biases - 0.02,
+        "MF ({rmse}) must clearly beat the biases ({biases})"
+    );
+    assert!(
+        (0.93..0.96).contains(&biases),
+        "bias-only model at {biases}, expected ~0.95"
+    );
+    assert!(
+        ndcg >= ML100K_NDCG_OVER_POPULARITY * pop,
+        "BPR NDCG@10 {ndcg} is below {ML100K_NDCG_OVER_POPULARITY}x popularity ({pop})"
+    );
+    assert_eq!(mf["folds"].as_array().unwrap().len(), 5);
+    // The exported model answers with titles.
+    let a = json(
+        &ok(
+            &repo,
+            &[
+                "recommend",
+                "--model",
+                run.to_str().unwrap(),
+                "--user",
+                "1",
+                "--json",
+            ],
+        )
+        .stdout,
+    );
+    assert_eq!(a["cold_start"], false);
+    assert!(
+        a["items"][0]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains('('))
+    );
+}
