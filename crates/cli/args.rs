@@ -165,6 +165,45 @@ pub enum BenchCommand {
     Recognize(BenchRecognizeArgs),
     /// Face embedding latency and identification against a synthetic 10,000-person gallery.
     Faces(BenchFacesArgs),
+    /// Top-K latency for a trained recommender and for a synthetic 1,000,000-item catalogue.
+    Recommend(BenchRecommendArgs),
+    /// Ingesting a large generated Parquet rating table: time and peak memory.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRecommendArgs {
+    /// A recommender model directory or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The user whose top-K is timed (default: the first user with a history).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Items in the synthetic catalogue.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub items: usize,
+    /// Embedding size of the synthetic catalogue.
+    #[arg(long, default_value_t = 64)]
+    pub dim: usize,
+    /// Timed repetitions.
+    #[arg(long, default_value_t = 200)]
+    pub iters: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// The Parquet file (generated first when it does not exist).
+    #[arg(long, default_value = "target/bench-ratings.parquet")]
+    pub file: PathBuf,
+    /// Rows to generate.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub rows: usize,
+    /// Only generate the file (used by the bench itself, in a separate process).
+    #[arg(long, hide = true)]
+    pub generate_only: bool,
 }
 
 #[derive(Debug, Args)]

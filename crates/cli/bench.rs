@@ -11,6 +11,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     match a.command {
         BenchCommand::Recognize(r) => recognize(r),
         BenchCommand::Faces(f) => faces(f),
+        BenchCommand::Recommend(r) => crate::bench_recommend::recommend(r),
+        BenchCommand::Ingest(i) => crate::bench_recommend::ingest(i),
     }
 }
 
@@ -53,8 +55,16 @@ fn recognize(a: BenchRecognizeArgs) -> anyhow::Result<()> {
     print_table(&header, &rows, iters, a.model.backend, a.json)
 }
 
+/// Peak resident memory of this process so far, in MiB (Linux `VmHWM`).
+pub(crate) fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// Prints latency rows (sorted samples in ms) as a Markdown table or a JSON list.
-fn print_table(
+pub(crate) fn print_table(
     header: &str,
     rows: &[(&str, &Vec<f64>)],
     iters: usize,
@@ -81,13 +91,13 @@ fn print_table(
     Ok(())
 }
 
-fn rayon_threads() -> usize {
+pub(crate) fn rayon_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
 }
 
-fn timed(iters: usize, mut f: impl FnMut()) -> Vec<f64> {
+pub(crate) fn timed(iters: usize, mut f: impl FnMut()) -> Vec<f64> {
     for _ in 0..3 {
         f();
     }

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod bench_recommend;
 mod faces;
 mod inspect;
 mod recommend;

@@ -160,8 +160,8 @@ mod tests {
         let d = Interactions::from_raw(
             &RawTable {
                 path: "t".into(),
-                users: rows.iter().map(|r| r.0.into()).collect(),
-                items: rows.iter().map(|r| r.1.into()).collect(),
+                users: rows.iter().map(|r| r.0).collect::<Vec<_>>().into(),
+                items: rows.iter().map(|r| r.1).collect::<Vec<_>>().into(),
                 ratings: vec![4.0; 5],
                 times: (0..5).collect(),
                 explicit: true,

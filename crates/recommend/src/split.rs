@@ -265,8 +265,8 @@ mod tests {
         Interactions::from_raw(
             &RawTable {
                 path: "t".into(),
-                users: rows.iter().map(|r| r.0.into()).collect(),
-                items: rows.iter().map(|r| r.1.into()).collect(),
+                users: rows.iter().map(|r| r.0).collect::<Vec<_>>().into(),
+                items: rows.iter().map(|r| r.1).collect::<Vec<_>>().into(),
                 ratings: vec![3.0; rows.len()],
                 times: rows.iter().map(|r| r.2).collect(),
                 explicit: true,

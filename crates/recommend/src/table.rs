@@ -85,15 +85,59 @@ pub struct TableSpec {
     pub scale: Option<[f32; 2]>,
 }
 
+/// One id column as read: integers stay integers (8 bytes a row, no string per row).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawIds {
+    /// Numeric ids.
+    Numeric(Vec<i64>),
+    /// Text ids.
+    Text(Vec<String>),
+}
+
+impl Default for RawIds {
+    fn default() -> Self {
+        RawIds::Numeric(Vec::new())
+    }
+}
+
+impl RawIds {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            RawIds::Numeric(v) => v.len(),
+            RawIds::Text(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The id of row `r` as text.
+    pub fn get(&self, r: usize) -> String {
+        match self {
+            RawIds::Numeric(v) => v[r].to_string(),
+            RawIds::Text(v) => v[r].clone(),
+        }
+    }
+}
+
+impl From<Vec<&str>> for RawIds {
+    fn from(v: Vec<&str>) -> Self {
+        RawIds::Text(v.into_iter().map(str::to_string).collect())
+    }
+}
+
 /// A rating table as read, one entry per data row, ids still raw.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawTable {
     /// The file read.
     pub path: PathBuf,
     /// Raw user ids.
-    pub users: Vec<String>,
+    pub users: RawIds,
     /// Raw item ids.
-    pub items: Vec<String>,
+    pub items: RawIds,
     /// Ratings (1 for implicit data).
     pub ratings: Vec<f32>,
     /// Timestamps (the row number when the table has none).
@@ -186,13 +230,13 @@ pub fn read_table(path: &Path, format: Format, spec: &TableSpec) -> Result<RawTa
         Format::Auto => return Err(RecommendError::Config("format not resolved".into())),
     };
     let n = df.height();
-    if n == 0 {
+    if n == 0 || df.width() == 0 {
         return Err(RecommendError::data(path, "the table has no data rows"));
     }
     let header_lines = usize::from(format == Format::Csv && spec.header.unwrap_or(true));
-    let conv = Converter {
+    let mut conv = Converter {
         path,
-        df: &df,
+        df,
         header_lines,
     };
     let users = conv.ids(&names.user, spec.ids)?;
@@ -347,10 +391,11 @@ fn read_parquet(path: &Path, c: &Columns) -> Result<(DataFrame, Names)> {
     Ok((df, names))
 }
 
-/// Converts columns with row-level errors.
+/// Converts columns with row-level errors; each column leaves the frame as it is converted,
+/// so a large table is never held twice.
 struct Converter<'a> {
     path: &'a Path,
-    df: &'a DataFrame,
+    df: DataFrame,
     header_lines: usize,
 }
 
@@ -364,10 +409,10 @@ impl Converter<'_> {
         RecommendError::data(self.path, format!("{line}, column `{column}`: {message}"))
     }
 
-    fn series(&self, name: &str) -> Result<Series> {
+    fn take(&mut self, name: &str) -> Result<Series> {
         self.df
-            .column(name)
-            .map(|c| c.as_materialized_series().clone())
+            .drop_in_place(name)
+            .map(|c| c.take_materialized_series())
             .map_err(|e| RecommendError::data(self.path, e.to_string()))
     }
 
@@ -390,8 +435,8 @@ impl Converter<'_> {
         Ok(())
     }
 
-    fn cast(&self, name: &str, dtype: &DataType, what: &str) -> Result<Series> {
-        let orig = self.series(name)?;
+    fn cast(&mut self, name: &str, dtype: &DataType, what: &str) -> Result<Series> {
+        let orig = self.take(name)?;
         let cast = orig
             .cast(dtype)
             .map_err(|e| RecommendError::data(self.path, format!("column `{name}`: {e}")))?;
@@ -399,27 +444,24 @@ impl Converter<'_> {
         Ok(cast)
     }
 
-    fn ids(&self, name: &str, kind: IdKind) -> Result<Vec<String>> {
+    fn ids(&mut self, name: &str, kind: IdKind) -> Result<RawIds> {
         match kind {
-            IdKind::Numeric => Ok(self
-                .ints(name)?
-                .into_iter()
-                .map(|v| v.to_string())
-                .collect()),
+            IdKind::Numeric => Ok(RawIds::Numeric(self.ints(name)?)),
             IdKind::Text => {
                 let s = self.cast(name, &DataType::String, "text")?;
                 let ca = s
                     .str()
                     .map_err(|e| RecommendError::data(self.path, e.to_string()))?;
-                Ok(ca
-                    .iter()
-                    .map(|v| v.unwrap_or_default().to_string())
-                    .collect())
+                Ok(RawIds::Text(
+                    ca.iter()
+                        .map(|v| v.unwrap_or_default().to_string())
+                        .collect(),
+                ))
             }
         }
     }
 
-    fn ints(&self, name: &str) -> Result<Vec<i64>> {
+    fn ints(&mut self, name: &str) -> Result<Vec<i64>> {
         let s = self.cast(name, &DataType::Int64, "an integer")?;
         let ca = s
             .i64()
@@ -427,7 +469,7 @@ impl Converter<'_> {
         Ok(ca.iter().map(|v| v.unwrap_or_default()).collect())
     }
 
-    fn floats(&self, name: &str) -> Result<Vec<f32>> {
+    fn floats(&mut self, name: &str) -> Result<Vec<f32>> {
         let s = self.cast(name, &DataType::Float64, "a number")?;
         let ca = s
             .f64()
@@ -438,6 +480,62 @@ impl Converter<'_> {
         }
         Ok(v)
     }
+}
+
+/// Writes a synthetic rating table of `rows` rows (`user`, `item`, `rating`, `timestamp`;
+/// users and items drawn with a popularity skew) as Parquet in row groups of one million
+/// rows, so that writing never holds the whole table. For benchmarks.
+pub fn write_synthetic_parquet(
+    path: &Path,
+    rows: usize,
+    users: i64,
+    items: i64,
+    seed: u64,
+) -> Result<()> {
+    use rand::{RngExt, SeedableRng};
+    let err = |e: PolarsError| RecommendError::data(path, format!("cannot write Parquet: {e}"));
+    let file =
+        std::fs::File::create(path).map_err(|e| RecommendError::data(path, e.to_string()))?;
+    let schema = Schema::from_iter([
+        Field::new("user".into(), DataType::Int64),
+        Field::new("item".into(), DataType::Int64),
+        Field::new("rating".into(), DataType::Float64),
+        Field::new("timestamp".into(), DataType::Int64),
+    ]);
+    let mut writer = ParquetWriter::new(file).batched(&schema).map_err(err)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let chunk = 1_000_000;
+    let mut done = 0;
+    while done < rows {
+        let n = chunk.min(rows - done);
+        // Squaring a uniform draw skews ids towards small (popular) values.
+        let mut skewed = |max: i64| -> Vec<i64> {
+            (0..n)
+                .map(|_| {
+                    let u: f64 = rng.random_range(0.0..1.0);
+                    (u * u * max as f64) as i64
+                })
+                .collect()
+        };
+        let u = skewed(users);
+        let i = skewed(items);
+        let r: Vec<f64> = (0..n).map(|k| 1.0 + ((k * 7 + done) % 5) as f64).collect();
+        let t: Vec<i64> = (done..done + n).map(|k| k as i64).collect();
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new("user".into(), u),
+                Column::new("item".into(), i),
+                Column::new("rating".into(), r),
+                Column::new("timestamp".into(), t),
+            ],
+        )
+        .map_err(err)?;
+        writer.write_batch(&df).map_err(err)?;
+        done += n;
+    }
+    writer.finish().map_err(err)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -466,7 +564,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (t.users.clone(), t.items.clone()),
-            (vec!["1".into(), "2".into()], vec!["10".into(), "10".into()])
+            (RawIds::Numeric(vec![1, 2]), RawIds::Numeric(vec![10, 10]))
         );
         assert_eq!(
             (t.ratings.clone(), t.times.clone()),
@@ -479,8 +577,8 @@ mod tests {
         .unwrap();
         // Numeric ids lose their leading zeros: `0120735` is item 120735.
         assert_eq!(
-            (t.users[0].as_str(), t.items[0].as_str(), t.ratings[0]),
-            ("7", "120735", 9.0)
+            (t.users.get(0), t.items.get(0), t.ratings[0]),
+            ("7".to_string(), "120735".to_string(), 9.0)
         );
         let t = read(
             &write(
@@ -530,7 +628,7 @@ mod tests {
             ..Default::default()
         };
         let t = read(&path, &spec).unwrap();
-        assert_eq!(t.users, vec!["1", "2", "2"]);
+        assert_eq!(t.users, RawIds::Numeric(vec![1, 2, 2]));
         assert_eq!(t.ratings, vec![4.0, 2.0, 5.0]);
     }
 
