@@ -13,7 +13,7 @@ use crate::dataset::Interactions;
 use crate::error::{RecommendError, Result};
 
 /// How to split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SplitMethod {
     /// The dataset's own folds (MovieLens 100K `u1..u5`).

@@ -159,11 +159,71 @@ impl TypedStage for LoadRatings {
     }
 }
 
+/// The split methods, by name.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitKind {
+    /// The dataset's own folds.
+    #[default]
+    Official,
+    /// Random by rating, seeded.
+    Random,
+    /// Each user's last `k` interactions by time.
+    LeaveLast,
+}
+
+/// Parameters of `recommend.split` (each method uses the ones that apply to it).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitParams {
+    /// `official` (the dataset's folds), `random` (by rating, seeded) or `leave_last`
+    /// (each user's last `k` by time).
+    pub method: SplitKind,
+    /// official: which folds.
+    pub official: Vec<String>,
+    /// random: fraction held out when `folds = 1`.
+    pub test_fraction: f64,
+    /// random: number of folds (1 = one hold-out).
+    pub folds: usize,
+    /// leave_last: interactions per user held out.
+    pub k: usize,
+}
+
+impl Default for SplitParams {
+    fn default() -> Self {
+        Self {
+            method: SplitKind::Official,
+            official: ["u1", "u2", "u3", "u4", "u5"].map(String::from).to_vec(),
+            test_fraction: 0.2,
+            folds: 1,
+            k: 1,
+        }
+    }
+}
+
+impl SplitParams {
+    /// The split these parameters describe.
+    pub fn method(&self) -> SplitMethod {
+        match self.method {
+            SplitKind::Official => SplitMethod::Official {
+                folds: self.official.clone(),
+            },
+            SplitKind::Random => SplitMethod::Random {
+                test_fraction: self.test_fraction,
+                folds: self.folds,
+            },
+            SplitKind::LeaveLast => SplitMethod::LeaveLast { k: self.k },
+        }
+    }
+}
+
 /// Splits ratings into train/test folds.
 pub struct SplitRatings;
 
 impl TypedStage for SplitRatings {
-    type Params = SplitMethod;
+    type Params = SplitParams;
     const KIND: &'static str = "recommend.split";
     const DOC: &'static str = "Split interactions: official folds (u1..u5), random by rating (seeded), or per-user leave-last-K-out by time";
     const INPUTS: &'static [Slot] = &[Slot {
@@ -174,7 +234,9 @@ impl TypedStage for SplitRatings {
     const OUTPUT: &'static str = RatingSplit::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {
-        p.check().map_err(|e| ("method".to_string(), e.to_string()))
+        p.method()
+            .check()
+            .map_err(|e| ("method".to_string(), e.to_string()))
     }
 
     fn run(
@@ -183,7 +245,7 @@ impl TypedStage for SplitRatings {
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
         let r: &Ratings = input(inputs, 0)?;
-        let folds = split(&r.data, p, ctx.seed)?;
+        let folds = split(&r.data, &p.method(), ctx.seed)?;
         let stats: Vec<_> = folds.iter().map(|f| f.stats(&r.data)).collect();
         for s in &stats {
             ctx.log(&format!(
@@ -191,7 +253,7 @@ impl TypedStage for SplitRatings {
                 s.fold, s.train, s.test, s.test_users, s.cold_users, s.test_items, s.cold_items
             ));
         }
-        let protocol = match p {
+        let protocol = match p.method() {
             SplitMethod::Official { folds } => format!("official folds {}", folds.join(", ")),
             SplitMethod::Random {
                 test_fraction,
