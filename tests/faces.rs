@@ -350,11 +350,7 @@ fn orl_data() -> PathBuf {
 /// Runs a shipped face pipeline (the ORL data must be there), returning the run directory.
 fn run_faces(pipeline: &str, extra: &[&str], runs: &Path) -> PathBuf {
     orl_data();
-    let repo = repo();
-    let mut args = vec!["run", pipeline, "--runs-dir", runs.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let out = ok(&repo, &args);
-    run_dir(&out, &repo)
+    run_shipped_in(pipeline, extra, runs)
 }
 
 /// Measured with seed 42 on the development machine (README "Results"): closed-set

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::util::{data_dir, fails_with, metrics, ok, repo, run_dir, write};
+use crate::util::{data_dir, fails_with, metrics, ok, repo, run_dir, run_shipped_in, write};
 
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
@@ -30,16 +30,7 @@ fn movietweetings() -> Vec<(String, String, i64)> {
 fn the_shipped_movietweetings_pipeline_feeds_the_recommend_app() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo();
-    let out = ok(
-        &repo,
-        &[
-            "run",
-            "pipelines/recommend-movietweetings.toml",
-            "--runs-dir",
-            tmp.path().to_str().unwrap(),
-        ],
-    );
-    let run = run_dir(&out, &repo);
+    let run = run_shipped_in("pipelines/recommend-movietweetings.toml", &[], tmp.path());
     let m = &metrics(&run)["eval_mf"];
     let (mf, biases) = (
         m["rmse"]["mean"].as_f64().unwrap(),
@@ -409,16 +400,7 @@ fn movielens_100k_five_fold_rmse_and_top_k_floors() {
     ml100k();
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo();
-    let out = ok(
-        &repo,
-        &[
-            "run",
-            "pipelines/recommend-ml100k.toml",
-            "--runs-dir",
-            tmp.path().to_str().unwrap(),
-        ],
-    );
-    let run = run_dir(&out, &repo);
+    let run = run_shipped_in("pipelines/recommend-ml100k.toml", &[], tmp.path());
     let m = metrics(&run);
     let mf = &m["eval_mf"];
     let rmse = mf["rmse"]["mean"].as_f64().unwrap();

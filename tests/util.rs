@@ -159,14 +159,18 @@ pub fn run_dir(out: &Out, cwd: &Path) -> PathBuf {
     cwd.join(line.trim())
 }
 
-/// Runs a shipped pipeline (path relative to the repository) into a throw-away runs
-/// directory and returns its `metrics.json`.
+/// Runs a shipped pipeline (path relative to the repository) with `extra` arguments into
+/// `runs` and returns the run directory.
+pub fn run_shipped_in(pipeline: &str, extra: &[&str], runs: &Path) -> PathBuf {
+    let repo = repo();
+    let mut args = vec!["run", pipeline, "--runs-dir", runs.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = ok(&repo, &args);
+    run_dir(&out, &repo)
+}
+
+/// Runs a shipped pipeline into a throw-away runs directory and returns its `metrics.json`.
 pub fn run_shipped(pipeline: &str) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = repo();
-    let out = ok(
-        &repo,
-        &["run", pipeline, "--runs-dir", tmp.path().to_str().unwrap()],
-    );
-    metrics(&run_dir(&out, &repo))
+    metrics(&run_shipped_in(pipeline, &[], tmp.path()))
 }

@@ -104,11 +104,10 @@ impl Recommender {
             .filter(|&u| !m.seen[u as usize].is_empty());
         let Some(u) = known else {
             let items = m
-                .popular
-                .iter()
-                .take(k)
+                .popular(k)
+                .into_iter()
                 .enumerate()
-                .map(|(r, &i)| self.item(r + 1, i, m.item_counts[i as usize] as f32))
+                .map(|(r, (i, count))| self.item(r + 1, i, count))
                 .collect();
             return Ok(Recommendations {
                 user: user.to_string(),
@@ -147,10 +146,7 @@ impl Recommender {
         if m.model.dim == 0 {
             return Err(RecommendError::Config(format!(
                 "a `{}` model has no item embeddings; similar items need an `mf` or `bpr` model",
-                serde_json::to_value(m.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
+                m.kind.name()
             )));
         }
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);

@@ -35,17 +35,6 @@ impl IdMap {
         *self = Self::new(std::mem::take(&mut self.raw));
     }
 
-    /// Dense index of a raw id, adding it when new.
-    pub fn intern(&mut self, raw: &str) -> u32 {
-        if let Some(&i) = self.index.get(raw) {
-            return i;
-        }
-        let i = self.raw.len() as u32;
-        self.raw.push(raw.to_string());
-        self.index.insert(raw.to_string(), i);
-        i
-    }
-
     /// Dense index of a raw id.
     pub fn get(&self, raw: &str) -> Option<u32> {
         self.index.get(raw).copied()

@@ -64,6 +64,96 @@ pub fn predict_rating(
     p.clamp(scale.0, scale.1)
 }
 
+/// What every model's evaluation on one fold shares: who rated what in training, the test
+/// items of each user, the fold's popularity list. Built once per fold.
+pub struct FoldContext<'a> {
+    d: &'a Interactions,
+    test: &'a [u32],
+    ks: Vec<usize>,
+    seen: Vec<Vec<u32>>,
+    item_known: Vec<bool>,
+    relevant: Vec<Vec<u32>>,
+    users: Vec<usize>,
+    popular: Vec<u32>,
+    /// The popularity baseline of the fold (items scored by training interactions).
+    pub popularity: FactorModel,
+}
+
+impl<'a> FoldContext<'a> {
+    /// The context of `test` rows of `d`, for models fitted on `train`, at cut-offs `ks`.
+    pub fn new(d: &'a Interactions, train: &[u32], test: &'a [u32], ks: &[usize]) -> Self {
+        let seen = items_by_user(d, train);
+        let mut item_known = vec![false; d.items.len()];
+        for &r in train {
+            item_known[d.item[r as usize] as usize] = true;
+        }
+        let relevant = items_by_user(d, test);
+        let users = (0..relevant.len())
+            .filter(|&u| !relevant[u].is_empty())
+            .collect();
+        let popularity = popularity(d, train);
+        let max_k = ks.iter().copied().max().unwrap_or(0);
+        let popular = top_k(&popularity.item_bias, max_k, &[])
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        Self {
+            d,
+            test,
+            ks: ks.to_vec(),
+            seen,
+            item_known,
+            relevant,
+            users,
+            popular,
+            popularity,
+        }
+    }
+
+    /// Evaluates `m` on the fold.
+    pub fn evaluate(&self, m: &FactorModel) -> FoldEvaluation {
+        let d = self.d;
+        let (rmse, mae) = if m.predicts_ratings && !self.test.is_empty() {
+            let pairs: Vec<(f32, f32)> = self
+                .test
+                .iter()
+                .map(|&r| {
+                    let r = r as usize;
+                    let (u, i) = (d.user[r], d.item[r]);
+                    let p = predict_rating(
+                        m,
+                        u,
+                        i,
+                        !self.seen[u as usize].is_empty(),
+                        self.item_known[i as usize],
+                        d.scale,
+                    );
+                    (p, d.rating[r])
+                })
+                .collect();
+            let (a, b) = rmse_mae(&pairs);
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
+        let mut acc = RankingAccumulator::new(&self.ks, d.items.len());
+        let ranked = rank_users(m, &self.users, &self.seen, acc.max_k(), &self.popular);
+        let mut cold = 0;
+        for (k, &u) in self.users.iter().enumerate() {
+            cold += usize::from(self.seen[u].is_empty());
+            let rel: HashSet<u32> = self.relevant[u].iter().copied().collect();
+            acc.add(&ranked[k], &rel);
+        }
+        FoldEvaluation {
+            rmse,
+            mae,
+            ranking: acc.summary(),
+            warm_users: self.users.len() - cold,
+            cold_users: cold,
+        }
+    }
+}
+
 /// Evaluates `m` (fitted on `train`) on `test` rows of `d` at cut-offs `ks`.
 pub fn evaluate_fold(
     m: &FactorModel,
@@ -72,74 +162,35 @@ pub fn evaluate_fold(
     test: &[u32],
     ks: &[usize],
 ) -> FoldEvaluation {
-    let seen = items_by_user(d, train);
-    let mut item_known = vec![false; d.items.len()];
-    for &r in train {
-        item_known[d.item[r as usize] as usize] = true;
-    }
-    let (rmse, mae) = if m.predicts_ratings && !test.is_empty() {
-        let pairs: Vec<(f32, f32)> = test
-            .iter()
-            .map(|&r| {
-                let r = r as usize;
-                let (u, i) = (d.user[r], d.item[r]);
-                let p = predict_rating(
-                    m,
-                    u,
-                    i,
-                    !seen[u as usize].is_empty(),
-                    item_known[i as usize],
-                    d.scale,
-                );
-                (p, d.rating[r])
-            })
-            .collect();
-        let (a, b) = rmse_mae(&pairs);
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
-    let relevant = items_by_user(d, test);
-    let users: Vec<usize> = (0..relevant.len())
-        .filter(|&u| !relevant[u].is_empty())
-        .collect();
-    let mut acc = RankingAccumulator::new(ks, d.items.len());
-    let max_k = acc.max_k();
-    let pop = popularity(d, train);
-    let popular: Vec<u32> = top_k(&pop.item_bias, max_k, &[])
-        .into_iter()
-        .map(|(i, _)| i)
-        .collect();
-    let n_items = d.items.len();
-    let ranked: Vec<Vec<u32>> = users
+    FoldContext::new(d, train, test, ks).evaluate(m)
+}
+
+/// The top `k` items of each user in `users`, their `seen` items excluded; a user who has
+/// seen nothing gets `cold` (the popularity list).
+pub fn rank_users(
+    m: &FactorModel,
+    users: &[usize],
+    seen: &[Vec<u32>],
+    k: usize,
+    cold: &[u32],
+) -> Vec<Vec<u32>> {
+    let n_items = m.n_items();
+    users
         .par_iter()
         .map_init(
             || vec![0.0f32; n_items],
             |scores, &u| {
                 if seen[u].is_empty() {
-                    return popular.clone();
+                    return cold.to_vec();
                 }
                 m.score_all(u as u32, scores);
-                top_k(scores, max_k, &seen[u])
+                top_k(scores, k, &seen[u])
                     .into_iter()
                     .map(|(i, _)| i)
                     .collect()
             },
         )
-        .collect();
-    let mut cold = 0;
-    for (k, &u) in users.iter().enumerate() {
-        cold += usize::from(seen[u].is_empty());
-        let rel: HashSet<u32> = relevant[u].iter().copied().collect();
-        acc.add(&ranked[k], &rel);
-    }
-    FoldEvaluation {
-        rmse,
-        mae,
-        ranking: acc.summary(),
-        warm_users: users.len() - cold,
-        cold_users: cold,
-    }
+        .collect()
 }
 
 #[cfg(test)]

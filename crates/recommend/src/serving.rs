@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{IdMap, Interactions};
 use crate::error::{RecommendError, Result};
-use crate::factors::FactorModel;
+use crate::factors::{FactorModel, top_k};
 use crate::train::{ModelKind, items_by_user, popularity};
 
 /// The file name of a saved recommender inside a model directory.
@@ -33,10 +33,8 @@ pub struct ServingModel {
     pub genres: Vec<String>,
     /// Items each user interacted with in training (sorted): never recommended to them.
     pub seen: Vec<Vec<u32>>,
-    /// Items by training popularity, most popular first (the cold-start answer).
-    pub popular: Vec<u32>,
-    /// Training interactions of each item.
-    pub item_counts: Vec<u32>,
+    /// Training interactions of each item (popularity, the cold-start answer).
+    pub item_counts: Vec<f32>,
     /// The rating scale.
     pub scale: (f32, f32),
 }
@@ -44,13 +42,6 @@ pub struct ServingModel {
 impl ServingModel {
     /// Packs a model fitted on `train` rows of `d`.
     pub fn new(kind: ModelKind, model: FactorModel, d: &Interactions, train: &[u32]) -> Self {
-        let pop = popularity(d, train);
-        let mut popular: Vec<u32> = (0..d.items.len() as u32).collect();
-        popular.sort_by(|&a, &b| {
-            pop.item_bias[b as usize]
-                .total_cmp(&pop.item_bias[a as usize])
-                .then(a.cmp(&b))
-        });
         Self {
             kind,
             model,
@@ -59,10 +50,15 @@ impl ServingModel {
             titles: d.titles.clone(),
             genres: d.genres.clone(),
             seen: items_by_user(d, train),
-            popular,
-            item_counts: pop.item_bias.iter().map(|&c| c as u32).collect(),
+            item_counts: popularity(d, train).item_bias,
             scale: d.scale,
         }
+    }
+
+    /// The `k` items with the most training interactions, with their counts (ties: the
+    /// lower index first).
+    pub fn popular(&self, k: usize) -> Vec<(u32, f32)> {
+        top_k(&self.item_counts, k, &[])
     }
 
     /// Writes the model file into `dir` (atomically).
@@ -88,7 +84,7 @@ impl ServingModel {
         m.users.reindex();
         m.items.reindex();
         let n = m.items.len();
-        if m.model.n_items() != n || m.seen.len() != m.users.len() || m.popular.len() != n {
+        if m.model.n_items() != n || m.seen.len() != m.users.len() || m.item_counts.len() != n {
             return Err(RecommendError::Model {
                 path,
                 message: "inconsistent recommender file (sizes disagree)".into(),

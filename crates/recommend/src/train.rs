@@ -20,12 +20,11 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Interactions;
 use crate::error::{RecommendError, Result};
-use crate::factors::{FactorModel, top_k};
+use crate::factors::FactorModel;
 use crate::metrics::RankingAccumulator;
 
 /// Which recommender to fit.
@@ -49,6 +48,17 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// The name used in pipelines (`mf`, `bpr`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::GlobalMean => "global_mean",
+            ModelKind::Biases => "biases",
+            ModelKind::Popularity => "popularity",
+            ModelKind::Mf => "mf",
+            ModelKind::Bpr => "bpr",
+        }
+    }
+
     /// Whether the model is trained with Burn (has epochs).
     pub fn is_neural(self) -> bool {
         matches!(self, ModelKind::Mf | ModelKind::Bpr)
@@ -424,21 +434,8 @@ fn valid_ndcg(m: &FactorModel, d: &Interactions, fit_items: &[Vec<u32>], valid: 
     let users: Vec<usize> = (0..valid_items.len())
         .filter(|&u| !valid_items[u].is_empty() && !fit_items[u].is_empty())
         .collect();
-    let n_items = m.n_items();
-    let ranked: Vec<Vec<u32>> = users
-        .par_iter()
-        .map_init(
-            || vec![0.0f32; n_items],
-            |scores, &u| {
-                m.score_all(u as u32, scores);
-                top_k(scores, 10, &fit_items[u])
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .collect()
-            },
-        )
-        .collect();
-    let mut acc = RankingAccumulator::new(&[10], n_items);
+    let ranked = crate::evaluation::rank_users(m, &users, fit_items, 10, &[]);
+    let mut acc = RankingAccumulator::new(&[10], m.n_items());
     for (k, &u) in users.iter().enumerate() {
         let rel: HashSet<u32> = valid_items[u].iter().copied().collect();
         acc.add(&ranked[k], &rel);

@@ -9,10 +9,9 @@ use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::artifacts::{RatingSplit, Ratings, Recommenders};
-use super::{ratings_and_split, recommenders};
-use crate::evaluation::{CUTOFFS, FoldEvaluation, evaluate_fold};
-use crate::train::popularity;
+use super::artifacts::Recommenders;
+use super::{RATINGS, SPLIT, ratings_and_split, recommenders};
+use crate::evaluation::{CUTOFFS, FoldContext, FoldEvaluation};
 
 /// Parameters of `recommend.evaluate`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -27,16 +26,8 @@ impl TypedStage for EvaluateRecommender {
     const KIND: &'static str = "recommend.evaluate";
     const DOC: &'static str = "RMSE/MAE per fold and mean; full-ranking HR/NDCG/Recall/MAP@{5,10,20} and coverage, with the popularity baseline";
     const INPUTS: &'static [Slot] = &[
-        Slot {
-            name: "ratings",
-            accepts: &[Ratings::TYPE],
-            optional: false,
-        },
-        Slot {
-            name: "split",
-            accepts: &[RatingSplit::TYPE],
-            optional: false,
-        },
+        RATINGS,
+        SPLIT,
         Slot {
             name: "model",
             accepts: &[Recommenders::TYPE],
@@ -72,16 +63,8 @@ impl TypedStage for EvaluateRecommender {
             let Some(fm) = model.fold(&fold.name) else {
                 continue;
             };
-            let mut evals = vec![
-                evaluate_fold(&fm.fitted.model, d, &fold.train, &fold.test, &CUTOFFS),
-                evaluate_fold(
-                    &popularity(d, &fold.train),
-                    d,
-                    &fold.train,
-                    &fold.test,
-                    &CUTOFFS,
-                ),
-            ];
+            let fc = FoldContext::new(d, &fold.train, &fold.test, &CUTOFFS);
+            let mut evals = vec![fc.evaluate(&fm.fitted.model), fc.evaluate(&fc.popularity)];
             if let Some(b) = baseline {
                 let bf = b.fold(&fold.name).ok_or_else(|| {
                     StageError::Other(format!(
@@ -89,13 +72,7 @@ impl TypedStage for EvaluateRecommender {
                         fold.name
                     ))
                 })?;
-                evals.push(evaluate_fold(
-                    &bf.fitted.model,
-                    d,
-                    &fold.train,
-                    &fold.test,
-                    &CUTOFFS,
-                ));
+                evals.push(fc.evaluate(&bf.fitted.model));
             }
             let e = &evals[0];
             ctx.log(&format!(

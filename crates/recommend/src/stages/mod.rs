@@ -27,19 +27,22 @@ pub fn register(reg: &mut Registry) {
         .stage::<evaluate::EvaluateRecommender>();
 }
 
+/// The `ratings` input slot.
+pub const RATINGS: Slot = Slot {
+    name: "ratings",
+    accepts: &[Ratings::TYPE],
+    optional: false,
+};
+
+/// The `split` input slot.
+pub const SPLIT: Slot = Slot {
+    name: "split",
+    accepts: &[RatingSplit::TYPE],
+    optional: false,
+};
+
 /// The inputs of stages that work per fold: ratings and their split.
-pub const RATINGS_AND_SPLIT: &[Slot] = &[
-    Slot {
-        name: "ratings",
-        accepts: &[Ratings::TYPE],
-        optional: false,
-    },
-    Slot {
-        name: "split",
-        accepts: &[RatingSplit::TYPE],
-        optional: false,
-    },
-];
+pub const RATINGS_AND_SPLIT: &[Slot] = &[RATINGS, SPLIT];
 
 /// Parameters of `recommend.load_ratings`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -226,11 +229,7 @@ impl TypedStage for SplitRatings {
     type Params = SplitParams;
     const KIND: &'static str = "recommend.split";
     const DOC: &'static str = "Split interactions: official folds (u1..u5), random by rating (seeded), or per-user leave-last-K-out by time";
-    const INPUTS: &'static [Slot] = &[Slot {
-        name: "ratings",
-        accepts: &[Ratings::TYPE],
-        optional: false,
-    }];
+    const INPUTS: &'static [Slot] = &[RATINGS];
     const OUTPUT: &'static str = RatingSplit::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {

@@ -73,19 +73,10 @@ impl TypedStage for TrainRecommender {
         }
         let device = backend::train_device(ctx.backend, &ctx.device)?;
         let root = ctx.work_dir.join("models");
-        let method = match p.model {
-            ModelKind::Mf | ModelKind::Bpr => format!(
-                "{} ({} factors)",
-                serde_json::to_value(p.model)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                p.training.factors
-            ),
-            k => serde_json::to_value(k)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+        let method = if p.model.is_neural() {
+            format!("{} ({} factors)", p.model.name(), p.training.factors)
+        } else {
+            p.model.name().to_string()
         };
         let mut folds = Vec::new();
         for fold in &split.folds {
