@@ -7,4 +7,5 @@ mod faces;
 mod protocols;
 mod quickstart;
 mod recommend;
+mod translate;
 mod util;

@@ -35,6 +35,9 @@ pub enum Command {
     /// Recommendation app: top-K items for a user (`--user`), or items similar to an item
     /// (`similar --item`).
     Recommend(RecommendArgs),
+    /// Translation app: translate a sentence, a file (`--input`) or standard input, line for
+    /// line.
+    Translate(TranslateArgs),
     /// Benchmarks (speed targets live here, not in tests).
     Bench(BenchArgs),
 }
@@ -169,6 +172,37 @@ pub enum BenchCommand {
     Recommend(BenchRecommendArgs),
     /// Ingesting a large generated Parquet rating table: time and peak memory.
     Ingest(BenchIngestArgs),
+    /// Translation latency for one short sentence and throughput for a 1,000-line file.
+    Translate(BenchTranslateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTranslateArgs {
+    /// A translation model directory or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Source language (default: the model's only direction, or its first).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Target language.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Lines for the throughput row: the first 1,000 lines of this file (default: the
+    /// shipped Tatoeba file's source column).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Lines in the throughput row.
+    #[arg(long, default_value_t = 1000)]
+    pub lines: usize,
+    /// Beam size of the beam rows.
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Timed repetitions of the one-sentence latency.
+    #[arg(long, default_value_t = 50)]
+    pub iters: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -350,4 +384,28 @@ pub struct SimilarArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TranslateArgs {
+    /// A model directory, a run directory or a pipeline's runs folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Source language (may be left out when the model has one direction).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Target language.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Beam size (1 = greedy).
+    #[arg(long, default_value_t = 5)]
+    pub beam: usize,
+    /// Translate this file, one sentence per line (without TEXT and --input: standard input).
+    #[arg(long, conflicts_with = "text")]
+    pub input: Option<PathBuf>,
+    /// Print JSON (one object per line).
+    #[arg(long)]
+    pub json: bool,
+    /// The sentence to translate.
+    pub text: Vec<String>,
 }

@@ -13,6 +13,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Faces(f) => faces(f),
         BenchCommand::Recommend(r) => crate::bench_recommend::recommend(r),
         BenchCommand::Ingest(i) => crate::bench_recommend::ingest(i),
+        BenchCommand::Translate(t) => crate::translate::bench(t),
     }
 }
 

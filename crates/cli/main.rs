@@ -8,6 +8,7 @@ mod inspect;
 mod recommend;
 mod run;
 mod speech;
+mod translate;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Speech(a) => speech::speech(a),
         args::Command::Faces(a) => faces::faces(a),
         args::Command::Recommend(a) => recommend::recommend(a),
+        args::Command::Translate(a) => translate::translate(a),
         args::Command::Bench(a) => bench::bench(a),
     }
 }
@@ -46,6 +48,7 @@ pub fn registry() -> profundo_pipeline::Registry {
     profundo_speech::register(&mut reg);
     profundo_faces::register(&mut reg);
     profundo_recommend::register(&mut reg);
+    profundo_translate::register(&mut reg);
     reg
 }
 

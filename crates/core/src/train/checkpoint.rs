@@ -69,7 +69,7 @@ impl Checkpointer {
     }
 
     /// Saves the state after an epoch; older epoch files are removed afterwards.
-    pub(super) fn save<M: Module>(
+    pub fn save<M: Module>(
         &self,
         state: &State,
         model: &M,
@@ -96,7 +96,7 @@ impl Checkpointer {
     }
 
     /// Loads model, optimizer and best-model weights of `state` into the given values.
-    pub(super) fn restore<M: Module>(
+    pub fn restore<M: Module>(
         &self,
         state: &State,
         model: M,

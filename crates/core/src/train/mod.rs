@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-pub use checkpoint::Checkpointer;
+pub use checkpoint::{Checkpointer, State as CheckpointState};
 pub use schedule::{LrPlan, Schedule};
 
 use crate::augment::Augmenter;
