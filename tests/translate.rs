@@ -1,12 +1,13 @@
-//! Translation: a small seeded Tatoeba run (shortest pairs, a small Transformer, a short
-//! budget) with its BLEU floors, the translate app on that model, and bad input.
+//! Translation: a small seeded Tatoeba run (shortest pairs, a small Transformer, five
+//! epochs) with its BLEU floors, the translate app on that model, and bad input.
 
 use std::path::{Path, PathBuf};
 
 use crate::util::{fails_with, metrics, ok, profundo, repo, run_dir, write};
 
-/// A pipeline over the first `lines` (shortest) shipped pairs.
-fn tiny_pipeline(dir: &Path, lines: usize, budget_minutes: f64) -> PathBuf {
+/// A pipeline over the first `lines` (shortest) shipped pairs, trained for a fixed number
+/// of epochs (not a time budget) so the result does not depend on the machine's speed.
+fn tiny_pipeline(dir: &Path, lines: usize, epochs: usize) -> PathBuf {
     let corpus = repo().join("datasets/tatoeba-spa-eng/spa-eng.train.tsv");
     let text = format!(
         r#"[pipeline]
@@ -31,7 +32,7 @@ inputs = ["corpus", "split"]
 directions = ["es-en", "en-es"]
 vocab_size = 1000
 model = {{ d_model = 128, heads = 4, d_ff = 256, encoder_layers = 2, decoder_layers = 2, dropout = 0.1, max_len = 32 }}
-training = {{ budget_minutes = {budget_minutes}, batch_tokens = 2000, lr = 3e-3, warmup_steps = 100, eval_minutes = 100, dev_sentences = 200 }}
+training = {{ epochs = {epochs}, batch_tokens = 2000, lr = 3e-3, warmup_steps = 100, eval_minutes = 100, dev_sentences = 200 }}
 
 [stages.test]
 kind = "translate.evaluate"
@@ -56,19 +57,20 @@ fn score(m: &serde_json::Value, dir: &str, method: &str, metric: &str) -> f64 {
 #[test]
 fn a_small_seeded_run_learns_to_translate_and_feeds_the_app() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = tiny_pipeline(tmp.path(), 6_000, 2.5);
+    let p = tiny_pipeline(tmp.path(), 6_000, 5);
     let out = ok(tmp.path(), &["run", p.to_str().unwrap()]);
     let run = run_dir(&out, tmp.path());
     let m = metrics(&run);
-    for (dir, bleu_floor, chrf_floor) in [("es-en", 1.5, 12.0), ("en-es", 0.4, 9.0)] {
+    for (dir, bleu_floor, chrf_floor) in [("es-en", 1.2, 12.0), ("en-es", 0.5, 10.0)] {
         for method in ["greedy", "beam"] {
             let (b, c) = (
                 score(&m, dir, method, "bleu"),
                 score(&m, dir, method, "chrf"),
             );
             eprintln!("tiny Tatoeba {dir} {method}: BLEU {b:.2}, chrF2 {c:.2}");
-            // Floors about half of what this seeded 2.5-minute run measured (README), as
-            // the budget buys fewer steps on a slower machine.
+            // Measured on this seeded run: es-en BLEU 2.43 greedy / 3.80 beam, chrF2 16.2 /
+            // 16.6; en-es BLEU 1.04 / 2.56, chrF2 14.1 / 15.0. The floors leave room for
+            // floating-point differences between machines.
             assert!(
                 b >= bleu_floor && c >= chrf_floor,
                 "{dir} {method}: BLEU {b:.2} (floor {bleu_floor}), chrF2 {c:.2} (floor {chrf_floor})"

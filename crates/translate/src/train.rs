@@ -68,9 +68,9 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             epochs: 30,
-            batch_tokens: 4096,
-            lr: 7e-4,
-            warmup_steps: 1000,
+            batch_tokens: 3072,
+            lr: 1e-3,
+            warmup_steps: 400,
             schedule: LrSchedule::InverseSqrt,
             label_smoothing: 0.1,
             grad_clip: 1.0,
@@ -481,5 +481,59 @@ mod tests {
         let l: f32 = smoothed_loss(logits, &targets, 0.2).into_scalar();
         // Position 0: uniform logits, -log(0.5) for both terms.
         assert!((l - std::f32::consts::LN_2).abs() < 1e-5, "{l}");
+    }
+
+    #[test]
+    fn a_budget_stops_training_and_a_finished_run_resumes_without_training_again() {
+        let langs = vec!["en".to_string(), "es".to_string()];
+        let pairs = [
+            ("hello world", "hola mundo"),
+            ("good morning", "buenos días"),
+        ];
+        let texts: Vec<&str> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        let tok = Subword::train(texts.into_iter(), &langs, 300, 1).unwrap();
+        let mut examples = Vec::new();
+        for (en, es) in pairs {
+            let (src, _) = crate::batching::source_ids(&tok, es, "en", 16).unwrap();
+            examples.push(Example {
+                src,
+                tgt: tok.encode(en).unwrap(),
+            });
+        }
+        let dev = vec![DevSet {
+            direction: "es-en".parse().unwrap(),
+            sources: examples.iter().map(|e| e.src.clone()).collect(),
+            references: pairs.iter().map(|p| p.0.to_string()).collect(),
+        }];
+        let model = ModelConfig {
+            d_model: 16,
+            heads: 2,
+            d_ff: 32,
+            encoder_layers: 1,
+            decoder_layers: 1,
+            dropout: 0.0,
+            max_len: 16,
+        };
+        let cfg = TrainConfig {
+            epochs: 5,
+            batch_tokens: 16,
+            warmup_steps: 1,
+            budget_minutes: Some(1e-9),
+            ..TrainConfig::default()
+        };
+        let device = Device::flex().autodiff();
+        let dir = tempfile::tempdir().unwrap();
+        let a = train(&model, &cfg, &examples, &dev, &tok, 3, &device, dir.path()).unwrap();
+        assert_eq!(a.progress.stop.as_deref(), Some("budget"));
+        assert_eq!(
+            (a.progress.step, a.progress.curve.len(), a.resumed),
+            (1, 1, false)
+        );
+        let b = train(&model, &cfg, &examples, &dev, &tok, 3, &device, dir.path()).unwrap();
+        assert!(b.resumed);
+        assert_eq!(
+            b.progress, a.progress,
+            "a finished run is loaded, not trained again"
+        );
     }
 }
