@@ -102,6 +102,19 @@ pub fn decode(
     out
 }
 
+/// `[1, vocab]`: 0, or a large negative number for tokens never to generate (padding and
+/// start-of-target).
+fn forbidden(model: &Seq2Seq, sp: Specials, device: &Device) -> Tensor<2> {
+    let mut v = vec![0.0f32; model.vocab_size()];
+    for t in [sp.pad, sp.bos] {
+        if let Some(x) = v.get_mut(t as usize) {
+            *x = -1e9;
+        }
+    }
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [1, n]), device)
+}
+
 fn limit(model: &Seq2Seq, cfg: &DecodeConfig, src_len: usize) -> usize {
     let l = (cfg.max_len_a * src_len as f32) as usize + cfg.max_len_b;
     l.clamp(1, model.max_len().saturating_sub(1).max(1))
@@ -121,8 +134,9 @@ fn greedy(
     // Rows still decoding, as indices into `srcs`.
     let mut alive: Vec<usize> = (0..srcs.len()).collect();
     let mut last = vec![sp.bos; srcs.len()];
+    let never = forbidden(model, sp, device);
     while !alive.is_empty() {
-        let lp = model.step(&mut state, ints(&last, device));
+        let lp = model.step(&mut state, ints(&last, device)) + never.clone();
         let next: Vec<i64> = lp.argmax(1).into_data().try_to_vec_as().unwrap_or_default();
         let mut keep = Vec::with_capacity(alive.len());
         let mut kept = Vec::with_capacity(alive.len());
@@ -160,6 +174,52 @@ fn normalised(logp: f32, len: usize, alpha: f32) -> f32 {
     logp / (len.max(1) as f32).powf(alpha)
 }
 
+/// The best `take` (score, flat index over beam x vocabulary) continuations of each alive
+/// sentence; one top-k over the whole batch when every sentence has the same beam count.
+fn top_candidates(
+    total: Tensor<2>,
+    alive: &[usize],
+    beams: &[Vec<Hyp>],
+    row_of: &[usize],
+    take: usize,
+    vocab: usize,
+) -> Vec<(Vec<f32>, Vec<i64>)> {
+    let nb0 = beams[alive[0]].len();
+    let to_vecs = |t: Tensor<2>, i: Tensor<2, Int>| -> (Vec<f32>, Vec<i64>) {
+        (
+            t.into_data().try_to_vec_as().unwrap_or_default(),
+            i.into_data().try_to_vec_as().unwrap_or_default(),
+        )
+    };
+    if alive.iter().all(|&s| beams[s].len() == nb0) {
+        let n = alive.len();
+        let take = take.min(nb0 * vocab);
+        let (v, i) = total.reshape([n, nb0 * vocab]).topk_with_indices(take, 1);
+        let (vals, idx) = to_vecs(v, i);
+        return (0..n)
+            .map(|a| {
+                (
+                    vals[a * take..(a + 1) * take].to_vec(),
+                    idx[a * take..(a + 1) * take].to_vec(),
+                )
+            })
+            .collect();
+    }
+    alive
+        .iter()
+        .enumerate()
+        .map(|(a, &s)| {
+            let nb = beams[s].len();
+            let block = total
+                .clone()
+                .slice([row_of[a]..row_of[a] + nb, 0..vocab])
+                .reshape([1, nb * vocab]);
+            let (v, i) = block.topk_with_indices(take.min(nb * vocab), 1);
+            to_vecs(v, i)
+        })
+        .collect()
+}
+
 fn beam(
     model: &Seq2Seq,
     srcs: &[Vec<u32>],
@@ -184,8 +244,9 @@ fn beam(
     let mut finished: Vec<Vec<Hyp>> = vec![Vec::new(); n];
     let mut alive: Vec<usize> = (0..n).collect();
     let mut last: Vec<u32> = vec![sp.bos; n];
+    let never = forbidden(model, sp, device);
     while !alive.is_empty() {
-        let lp = model.step(&mut state, ints(&last, device));
+        let lp = model.step(&mut state, ints(&last, device)) + never.clone();
         let [rows, vocab] = lp.dims();
         // Add each row's running score, then take the best 2k continuations per sentence.
         let scores: Vec<f32> = alive
@@ -203,18 +264,11 @@ fn beam(
         let mut select_rows: Vec<u32> = Vec::new();
         let mut next_last: Vec<u32> = Vec::new();
         let mut next_alive: Vec<usize> = Vec::new();
+        let candidates = top_candidates(total, &alive, &beams, &row_of, 2 * k, vocab);
         for (a, &s) in alive.iter().enumerate() {
-            let nb = beams[s].len();
-            let block = total
-                .clone()
-                .slice([row_of[a]..row_of[a] + nb, 0..vocab])
-                .reshape([1, nb * vocab]);
-            let take = (2 * k).min(nb * vocab);
-            let (vals, idx) = block.topk_with_indices(take, 1);
-            let vals: Vec<f32> = vals.into_data().try_to_vec_as().unwrap_or_default();
-            let idx: Vec<i64> = idx.into_data().try_to_vec_as().unwrap_or_default();
+            let (vals, idx) = &candidates[a];
             let mut new_beam = Vec::with_capacity(k);
-            for (&v, &flat) in vals.iter().zip(&idx) {
+            for (&v, &flat) in vals.iter().zip(idx) {
                 let (b, tok) = (flat as usize / vocab, (flat as usize % vocab) as u32);
                 let prev = &beams[s][b];
                 if tok == sp.eos {
@@ -355,15 +409,12 @@ mod tests {
         };
         let mut best = f32::NEG_INFINITY;
         let mut candidates = vec![vec![]];
-        for a in 0..12u32 {
-            if a == sp.eos {
-                continue;
-            }
+        // Padding and start-of-target are never generated.
+        let free = |t: &u32| ![sp.eos, sp.pad, sp.bos].contains(t);
+        for a in (0..12u32).filter(free) {
             candidates.push(vec![a]);
-            for b in 0..12u32 {
-                if b != sp.eos {
-                    candidates.push(vec![a, b]);
-                }
+            for b in (0..12u32).filter(free) {
+                candidates.push(vec![a, b]);
             }
         }
         for c in &candidates {
