@@ -292,6 +292,12 @@ impl Exec<'_> {
                 None => None,
             });
         }
+        // One process computes a stage at a time: a second run of the same pipeline waits
+        // here, then finds the artifact in the cache instead of racing on its directories.
+        let _lock = lock_stage(&dir, stage).map_err(fail)?;
+        if self.is_cached(stage) {
+            return self.get(stage);
+        }
         let work_dir = dir.with_extension("work");
         std::fs::create_dir_all(&work_dir)
             .map_err(|e| profundo_core::CoreError::io(&work_dir, e))?;
@@ -380,6 +386,30 @@ impl Exec<'_> {
         }
         Ok(publication)
     }
+}
+
+/// Holds an exclusive lock on `<cache dir>.lock` (released when dropped), waiting for
+/// another process that holds it.
+fn lock_stage(dir: &Path, stage: &str) -> std::result::Result<std::fs::File, StageError> {
+    let path = dir.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| StageError::io(parent, e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StageError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::info!("[{stage}] another run is computing this stage; waiting for it");
+            file.lock().map_err(|e| StageError::io(&path, e))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(StageError::io(&path, e)),
+    }
+    Ok(file)
 }
 
 fn compute_keys(p: &Pipeline) -> HashMap<String, String> {
@@ -482,4 +512,31 @@ fn report(p: &Pipeline, status: &RunStatus, publication: &Publication) -> String
         s.push_str(&format!("\n## {title}\n\n{body}\n"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_process_waits_for_the_stage_lock() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("cache").join("train-abc");
+        let held = lock_stage(&dir, "train").expect("first lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.clone();
+        let waiter = std::thread::spawn(move || {
+            let lock = lock_stage(&d, "train");
+            tx.send(()).ok();
+            lock.map(|_| ())
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "the second lock must wait while the first is held"
+        );
+        drop(held);
+        assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok());
+        assert!(waiter.join().expect("thread").is_ok());
+    }
 }
