@@ -55,6 +55,9 @@ impl<'de> Deserialize<'de> for Direction {
 }
 
 impl schemars::JsonSchema for Direction {
+    fn inline_schema() -> bool {
+        true
+    }
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Direction".into()
     }
