@@ -17,9 +17,9 @@ use crate::error::{Result, TranslateError};
 pub struct CorpusSplit {
     /// Training pairs.
     pub train: Vec<u32>,
-    /// Development pairs (model selection).
+    /// Development pairs (model selection), in random order.
     pub dev: Vec<u32>,
-    /// Test pairs (reported once).
+    /// Test pairs (reported once), in random order.
     pub test: Vec<u32>,
     /// Training pairs removed because they share a sentence with dev or test.
     pub overlap_removed: usize,
@@ -70,8 +70,8 @@ pub fn split(corpus: &ParallelCorpus, dev: usize, test: usize, seed: u64) -> Res
             train.push(i);
         }
     }
-    test_ids.sort_unstable();
-    dev_ids.sort_unstable();
+    // Held-out ids stay in their shuffled order: a prefix (`dev_sentences`, examples in
+    // reports) is then a random sample, not the corpus's first (often shortest) lines.
     Ok(CorpusSplit {
         train,
         dev: dev_ids,
