@@ -400,7 +400,8 @@ pub struct TranslateArgs {
     /// Beam size (1 = greedy).
     #[arg(long, default_value_t = 5)]
     pub beam: usize,
-    /// Translate this file, one sentence per line (without TEXT and --input: standard input).
+    /// Translate this file, one sentence per line (`-`, or neither TEXT nor --input: standard
+    /// input).
     #[arg(long, conflicts_with = "text")]
     pub input: Option<PathBuf>,
     /// Print JSON (one object per line).

@@ -36,7 +36,7 @@ fn read_input(a: &TranslateArgs) -> anyhow::Result<Vec<String>> {
     if !a.text.is_empty() {
         return Ok(vec![a.text.join(" ")]);
     }
-    match &a.input {
+    match a.input.as_ref().filter(|p| p.as_os_str() != "-") {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
             utf8_lines(&bytes, &p.display().to_string())
