@@ -91,21 +91,33 @@ pub struct Example {
     pub tgt: Vec<u32>,
 }
 
-/// The model input for `text` translated into `to`: tag, tokens, end; truncated to
-/// `max_len` tokens (the returned flag says whether it was).
-pub fn source_ids(tok: &Subword, text: &str, to: &str, max_len: usize) -> Result<(Vec<u32>, bool)> {
-    let tag = tok.tag(to).ok_or_else(|| TranslateError::Tokenizer {
+/// The id of the tag that asks for a translation into `to`.
+pub fn target_tag(tok: &Subword, to: &str) -> Result<u32> {
+    tok.tag(to).ok_or_else(|| TranslateError::Tokenizer {
         path: None,
         message: format!("the model cannot translate into `{to}` (no `<2{to}>` tag)"),
-    })?;
-    let mut ids = tok.encode(text)?;
-    let truncated = ids.len() + 2 > max_len;
+    })
+}
+
+/// `tag ids </s>`, with `ids` cut so that the whole fits in `max_len` tokens.
+pub fn tagged(tag: u32, mut ids: Vec<u32>, eos: u32, max_len: usize) -> Vec<u32> {
     ids.truncate(max_len.saturating_sub(2));
     let mut src = Vec::with_capacity(ids.len() + 2);
     src.push(tag);
     src.extend(ids);
-    src.push(tok.eos);
-    Ok((src, truncated))
+    src.push(eos);
+    src
+}
+
+/// The model input for `text` translated into `to`: tag, tokens, end; truncated to
+/// `max_len` tokens.
+pub fn source_ids(tok: &Subword, text: &str, to: &str, max_len: usize) -> Result<Vec<u32>> {
+    Ok(tagged(
+        target_tag(tok, to)?,
+        tok.encode(text)?,
+        tok.eos,
+        max_len,
+    ))
 }
 
 /// Examples of `pairs` (indices into `corpus`) in every direction.
@@ -128,18 +140,13 @@ pub fn examples(
             .collect();
         let srcs = tok.encode_batch(&texts.iter().map(|x| x.0).collect::<Vec<_>>())?;
         let tgts = tok.encode_batch(&texts.iter().map(|x| x.1).collect::<Vec<_>>())?;
-        let tag = tok.tag(&d.to).ok_or_else(|| TranslateError::Tokenizer {
-            path: None,
-            message: format!("no tag for `{}`", d.to),
-        })?;
-        for (mut src, mut tgt) in srcs.into_iter().zip(tgts) {
-            src.truncate(max_len - 2);
+        let tag = target_tag(tok, &d.to)?;
+        for (src, mut tgt) in srcs.into_iter().zip(tgts) {
             tgt.truncate(max_len - 1);
-            let mut s = Vec::with_capacity(src.len() + 2);
-            s.push(tag);
-            s.extend(src);
-            s.push(tok.eos);
-            out.push(Example { src: s, tgt });
+            out.push(Example {
+                src: tagged(tag, src, tok.eos, max_len),
+                tgt,
+            });
         }
     }
     Ok(out)

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::batching::{Direction, examples, source_ids};
 use crate::corpus::{BadLines, CorpusSpec, ParallelCorpus, load};
 use crate::decode::DecodeConfig;
-use crate::evaluation::{DirectionResult, evaluate};
+use crate::evaluation::evaluate;
 use crate::model::ModelConfig;
 use crate::split::{CorpusSplit, split};
 use crate::tokenizer::{Subword, TOKENIZER_FILE};
@@ -448,9 +448,12 @@ impl TypedStage for TrainTranslator {
             };
             let mut sources = Vec::new();
             for &i in &ids {
-                sources.push(
-                    source_ids(&tok, &corpus.pairs[i as usize][s], &d.to, p.model.max_len)?.0,
-                );
+                sources.push(source_ids(
+                    &tok,
+                    &corpus.pairs[i as usize][s],
+                    &d.to,
+                    p.model.max_len,
+                )?);
             }
             dev.push(DevSet {
                 direction: d.clone(),
@@ -618,6 +621,3 @@ impl TypedStage for EvaluateTranslator {
         }))
     }
 }
-
-/// Results type re-exported for reports.
-pub type Results = Vec<DirectionResult>;

@@ -214,14 +214,10 @@ mod tests {
             let ids = s.encode(text).unwrap();
             assert!(!ids.is_empty());
             let back = s.decode(&ids).unwrap();
-            assert_eq!(back, normalize_spaces(text), "{text}");
+            assert_eq!(back, crate::corpus::normalize(text), "{text}");
         }
         assert_ne!(s.tag("en"), s.tag("es"));
         assert!(s.tag("fr").is_none());
-    }
-
-    fn normalize_spaces(t: &str) -> String {
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     #[test]

@@ -293,7 +293,9 @@ pub fn train(
     let ck = Checkpointer::new(checkpoints);
     let mut progress = Progress::default();
     let mut resumed = false;
-    if let Some(state) = ck.load_state()? {
+    let saved = ck.load_state()?;
+    let mut saves = saved.as_ref().map_or(0, |s| s.epochs_done);
+    if let Some(state) = saved {
         let (m, o, b) = ck.restore(&state, model, optim, best)?;
         (model, optim, best) = (m, o, b);
         progress = read_json(&checkpoints.join(format!("{PROGRESS}-{}.json", state.epochs_done)))?;
@@ -312,7 +314,6 @@ pub fn train(
             });
         }
     }
-    let mut saves = ck.load_state()?.map_or(0, |s| s.epochs_done);
     let per_epoch = batches(examples, cfg.batch_tokens, seed).len();
     let total_steps = per_epoch * cfg.epochs;
     let budget_s = cfg.budget_minutes.map(|m| m * 60.0);
@@ -494,7 +495,7 @@ mod tests {
         let tok = Subword::train(texts.into_iter(), &langs, 300, 1).unwrap();
         let mut examples = Vec::new();
         for (en, es) in pairs {
-            let (src, _) = crate::batching::source_ids(&tok, es, "en", 16).unwrap();
+            let src = crate::batching::source_ids(&tok, es, "en", 16).unwrap();
             examples.push(Example {
                 src,
                 tgt: tok.encode(en).unwrap(),

@@ -11,7 +11,7 @@ use profundo_core::manifest::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::batching::Direction;
+use crate::batching::{Direction, tagged};
 use crate::corpus::normalize;
 use crate::decode::{DecodeConfig, decode};
 use crate::error::{Result, TranslateError};
@@ -167,11 +167,7 @@ impl Translator {
                 pieces: pieces.len(),
             });
             for p in pieces {
-                let mut s = Vec::with_capacity(p.len() + 2);
-                s.push(tag);
-                s.extend(p);
-                s.push(self.tok.eos);
-                sources.push(s);
+                sources.push(tagged(tag, p, self.tok.eos, self.model.max_len()));
                 owners.push(i);
             }
         }
