@@ -2,6 +2,7 @@
 //! accuracy floors every shipped pipeline must keep, and the bad-input contract.
 
 mod bad_input;
+mod bench;
 mod engine;
 mod faces;
 mod protocols;

@@ -174,6 +174,40 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Translation latency for one short sentence and throughput for a 1,000-line file.
     Translate(BenchTranslateArgs),
+    /// Every domain model's training step, latency and throughput per backend, next to the
+    /// same model in PyTorch.
+    Models(BenchModelsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchModelsArgs {
+    /// Models to time, comma-separated (default: all): speech-cnn, faces-resnet,
+    /// translate-transformer, recommend-mf.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Backends to time, comma-separated (default: every compiled backend but the
+    /// deprecated ndarray).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Vec<BackendKind>,
+    /// Python with PyTorch (default: $PROFUNDO_PYTHON, else the environment that
+    /// scripts/setup-torch.sh creates, else python3).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Time profundo only.
+    #[arg(long)]
+    pub no_pytorch: bool,
+    /// Most timed calls per measure (at least 3).
+    #[arg(long, default_value_t = 30)]
+    pub iters: usize,
+    /// Seconds per measure after which no new call starts (once 3 are done).
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Print JSON rows (model, backend, measure, profundo_ms, pytorch_ms, ratio, ...).
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: time one model in this process and print its timings.
+    #[arg(long, hide = true)]
+    pub worker: Option<String>,
 }
 
 #[derive(Debug, Args)]

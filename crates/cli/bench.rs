@@ -14,6 +14,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Recommend(r) => crate::bench_recommend::recommend(r),
         BenchCommand::Ingest(i) => crate::bench_recommend::ingest(i),
         BenchCommand::Translate(t) => crate::translate::bench(t),
+        BenchCommand::Models(m) => crate::bench_models::models(m),
     }
 }
 

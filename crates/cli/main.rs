@@ -2,7 +2,9 @@
 
 mod args;
 mod bench;
+mod bench_models;
 mod bench_recommend;
+mod bench_workloads;
 mod faces;
 mod inspect;
 mod recommend;

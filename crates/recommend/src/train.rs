@@ -350,8 +350,9 @@ impl FactorNet {
         }
     }
 
-    /// Rating predictions and the per-example L2 terms (factors, biases).
-    fn predict(
+    /// Rating predictions for the pairs `(u[k], i[k])` and the per-example L2 terms
+    /// (factors, biases).
+    pub fn predict(
         &self,
         u: Tensor<1, Int>,
         i: Tensor<1, Int>,

@@ -1,0 +1,348 @@
+"""PyTorch twins of the models `profundo bench models` times (crates/cli/bench_workloads.rs).
+
+Same layer sizes, batch sizes, losses and optimizers as profundo's pipelines; synthetic
+inputs of the same shapes; the same sampling rule (two warm-up calls, then at least 3 timed
+calls and more until --seconds have passed or --iters calls were made). `profundo bench
+models` feeds this file to Python on standard input, one process per model, so the peak
+memory printed is that model's alone:
+
+    python - --model speech-cnn --threads 2 --iters 30 --seconds 3 < bench_models.py
+
+prints one JSON object: {"peak_mib": ..., "rows": [{"measure", "batch", "median_ms",
+"p95_ms", "iters"}, ...]}.
+"""
+
+import argparse
+import json
+import math
+import resource
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SPEECH_SHAPE, SPEECH_CLASSES, SPEECH_BATCH = (1, 13, 48), 10, 64
+FACES_SHAPE, FACES_PEOPLE, FACES_BATCH = (1, 56, 46), 40, 32
+VOCAB, MT_BATCH, MT_LEN = 8000, 128, 12
+MF_USERS, MF_ITEMS, MF_FACTORS, MF_BATCH = 943, 1682, 64, 512
+
+
+def sample(fn, max_iters, budget_s, min_iters=3):
+    fn()
+    fn()
+    xs = []
+    start = time.perf_counter()
+    while len(xs) < max_iters and (len(xs) < min_iters or time.perf_counter() - start < budget_s):
+        t = time.perf_counter()
+        fn()
+        xs.append((time.perf_counter() - t) * 1e3)
+    xs.sort()
+    return xs
+
+
+def percentile(xs, p):
+    # Rounds halves up, as Rust's f64::round does for these positive indices.
+    return xs[math.floor((len(xs) - 1) * p + 0.5)]
+
+
+# Speech: profundo_core::model::ConvClassifier (temporal: MFCC rows as channels).
+class ConvClassifier(nn.Module):
+    def __init__(self, shape, channels, kernel, classes, dropout, temporal):
+        super().__init__()
+        c, h, _ = shape
+        prev = c * h if temporal else c
+        pad = kernel // 2
+        blocks = []
+        for k, ch in enumerate(channels):
+            if temporal:
+                conv = nn.Conv2d(prev, ch, (1, kernel), padding=(0, pad), bias=False)
+                pool = (1, 2)
+            else:
+                conv = nn.Conv2d(prev, ch, kernel, padding=pad, bias=False)
+                pool = (2, 2)
+            layers = [conv, nn.BatchNorm2d(ch), nn.ReLU()]
+            if k + 1 < len(channels):
+                layers.append(nn.MaxPool2d(pool, pool))
+            blocks.append(nn.Sequential(*layers))
+            prev = ch
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(prev, classes)
+        self.temporal = temporal
+
+    def forward(self, x):
+        if self.temporal:
+            b, c, h, w = x.shape
+            x = x.reshape(b, c * h, 1, w)
+        x = self.pool(self.blocks(x)).flatten(1)
+        return self.head(self.dropout(x))
+
+    def train_logits(self, x, y):
+        return self(x)
+
+
+# Faces: profundo_faces::model::{EmbeddingNet, MarginModel} (CosFace).
+def l2_normalize(x):
+    return x / (x.pow(2).sum(1, keepdim=True) + 1e-12).sqrt()
+
+
+class Residual(nn.Module):
+    def __init__(self, i, o, pool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(i, o, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(o)
+        self.conv2 = nn.Conv2d(o, o, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(o)
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(i, o, 1, bias=False), nn.BatchNorm2d(o)) if i != o else None
+        )
+        self.pool = nn.MaxPool2d(2, 2) if pool else None
+
+    def forward(self, x):
+        y = F.relu(self.norm1(self.conv1(x)))
+        y = self.norm2(self.conv2(y))
+        skip = self.shortcut(x) if self.shortcut is not None else x
+        y = F.relu(y + skip)
+        return self.pool(y) if self.pool is not None else y
+
+
+class EmbeddingNet(nn.Module):
+    def __init__(self, shape, channels=(16, 32, 64, 128), dim=128, dropout=0.2):
+        super().__init__()
+        prev = shape[0]
+        stages = []
+        for k, ch in enumerate(channels):
+            stages.append(Residual(prev, ch, k + 1 < len(channels)))
+            prev = ch
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(prev, dim)
+        self.norm = nn.BatchNorm1d(dim)
+
+    def embed(self, x):
+        x = self.pool(self.stages(x)).flatten(1)
+        return l2_normalize(self.norm(self.fc(self.dropout(x))))
+
+    def embed_eval(self, x):
+        b = x.shape[0]
+        both = self.embed(torch.cat([x, x.flip(3)], 0))
+        return l2_normalize(both[:b] + both[b:])
+
+
+class MarginModel(nn.Module):
+    def __init__(self, net, dim, classes, scale=16.0, margin=0.2):
+        super().__init__()
+        self.net = net
+        self.weight = nn.Parameter(torch.empty(classes, dim))
+        nn.init.xavier_uniform_(self.weight)
+        self.scale, self.margin = scale, margin
+
+    def train_logits(self, x, y):
+        cos = self.net.embed(x) @ l2_normalize(self.weight).t()
+        onehot = F.one_hot(y, cos.shape[1]).float()
+        out = cos + ((cos - self.margin) - cos) * onehot
+        return out * self.scale
+
+
+def classifier(model, shape, batch, classes, smoothing, infer, s):
+    x = torch.randn(batch, *shape)
+    y = torch.arange(batch) % classes
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model.train_logits(x, y), y, label_smoothing=smoothing)
+        loss.item()
+        loss.backward()
+        opt.step()
+
+    model.train()
+    rows = [("train step", batch, sample(step, *s))]
+    model.eval()
+    for n in (1, batch):
+        xn = torch.randn(n, *shape)
+        with torch.inference_mode():
+            rows.append(("infer 1" if n == 1 else "infer batch", n, sample(lambda: infer(xn), *s)))
+    return rows
+
+
+# Translation: profundo_translate::model::Seq2Seq (pre-norm, GELU, tied embedding).
+def sinusoids(length, d):
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    table = torch.zeros(length, d)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, vocab=VOCAB, d=256, heads=4, ff=1024, enc=3, dec=3, dropout=0.1, max_len=128):
+        super().__init__()
+        self.d = d
+        self.embedding = nn.Embedding(vocab, d)
+        nn.init.normal_(self.embedding.weight, 0.0, d**-0.5)
+        layer = lambda cls: cls(
+            d, heads, ff, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer(nn.TransformerEncoderLayer), enc, enable_nested_tensor=False
+        )
+        self.encoder_norm = nn.LayerNorm(d)
+        self.decoder = nn.TransformerDecoder(layer(nn.TransformerDecoderLayer), dec)
+        self.decoder_norm = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("positions", sinusoids(max_len, d))
+
+    def embed(self, ids):
+        x = self.embedding(ids) * math.sqrt(self.d)
+        return self.dropout(x + self.positions[: ids.shape[1]])
+
+    def encode(self, src, pad):
+        return self.encoder_norm(self.encoder(self.embed(src), src_key_padding_mask=pad))
+
+    def forward(self, memory, pad, target_in):
+        t = target_in.shape[1]
+        causal = nn.Transformer.generate_square_subsequent_mask(t)
+        h = self.decoder(
+            self.embed(target_in),
+            memory,
+            tgt_mask=causal,
+            tgt_is_causal=True,
+            memory_key_padding_mask=pad,
+        )
+        return self.decoder_norm(h) @ self.embedding.weight.t()
+
+
+def transformer(s):
+    model = Seq2Seq()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+
+    def batch(n):
+        src = torch.randint(8, VOCAB, (n, MT_LEN))
+        tgt = torch.randint(8, VOCAB, (n, MT_LEN))
+        return src, torch.zeros(n, MT_LEN, dtype=torch.bool), tgt
+
+    src, pad, tgt = batch(MT_BATCH)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = model(model.encode(src, pad), pad, tgt)
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB), tgt.reshape(-1), label_smoothing=0.1)
+        loss.item()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    model.train()
+    rows = [("train step", MT_BATCH, sample(step, *s))]
+    model.eval()
+    for n in (1, MT_BATCH):
+        src, pad, tgt = batch(n)
+        with torch.inference_mode():
+            rows.append(
+                (
+                    "infer 1" if n == 1 else "infer batch",
+                    n,
+                    sample(lambda: model(model.encode(src, pad), pad, tgt), *s),
+                )
+            )
+    return rows
+
+
+# Recommendations: profundo_recommend::train::FactorNet (rating model).
+class FactorNet(nn.Module):
+    def __init__(self, users, items, dim, std):
+        super().__init__()
+        self.user = nn.Parameter(torch.randn(users, dim) * std)
+        self.item = nn.Parameter(torch.randn(items, dim) * std)
+        self.user_bias = nn.Parameter(torch.zeros(users))
+        self.item_bias = nn.Parameter(torch.zeros(items))
+
+    def predict(self, u, i, g):
+        pu, qi = self.user[u], self.item[i]
+        bu, bi = self.user_bias[u], self.item_bias[i]
+        pred = (pu * qi).sum(1) + bu + bi + g
+        reg_f = (pu.pow(2) + qi.pow(2)).sum(1)
+        reg_b = bu.pow(2) + bi.pow(2)
+        return pred, reg_f, reg_b
+
+
+def factorisation(s):
+    model = FactorNet(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    u = torch.randint(0, MF_USERS, (MF_BATCH,))
+    i = torch.randint(0, MF_ITEMS, (MF_BATCH,))
+    y = torch.randint(1, 6, (MF_BATCH,)).float()
+    g, reg, reg_bias = 3.5, 0.1, 0.01
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        pred, reg_f, reg_b = model.predict(u, i, g)
+        data_loss = (pred - y).pow(2).mean()
+        data_loss.item()
+        loss = data_loss + reg_f.mean() * reg + reg_b.mean() * reg_bias
+        loss.backward()
+        opt.step()
+
+    rows = [("train step", MF_BATCH, sample(step, *s))]
+    with torch.inference_mode():
+        # The app's top-10 for one user over the catalogue.
+        def top10():
+            scores = model.item @ model.user[17] + model.item_bias + model.user_bias[17] + g
+            return torch.topk(scores, 10)
+
+        rows.append(("infer 1", 1, sample(top10, *s)))
+        u = torch.randint(0, MF_USERS, (MF_BATCH,))
+        i = torch.randint(0, MF_ITEMS, (MF_BATCH,))
+        rows.append(("infer batch", MF_BATCH, sample(lambda: model.predict(u, i, g)[0], *s)))
+    return rows
+
+
+def run(name, s):
+    if name == "speech-cnn":
+        m = ConvClassifier(SPEECH_SHAPE, (32, 64, 128), 5, SPEECH_CLASSES, 0.3, True)
+        return classifier(m, SPEECH_SHAPE, SPEECH_BATCH, SPEECH_CLASSES, 0.1, m, s)
+    if name == "faces-resnet":
+        net = EmbeddingNet(FACES_SHAPE)
+        m = MarginModel(net, 128, FACES_PEOPLE)
+        return classifier(m, FACES_SHAPE, FACES_BATCH, FACES_PEOPLE, 0.0, net.embed_eval, s)
+    if name == "translate-transformer":
+        return transformer(s)
+    if name == "recommend-mf":
+        return factorisation(s)
+    raise SystemExit(f"unknown model {name!r}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--seconds", type=float, default=3.0)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(7)
+    rows = run(a.model, (max(a.iters, 3), a.seconds))
+    out = {
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "rows": [
+            {
+                "measure": m,
+                "batch": n,
+                "median_ms": percentile(xs, 0.5),
+                "p95_ms": percentile(xs, 0.95),
+                "iters": len(xs),
+            }
+            for m, n, xs in rows
+        ],
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
