@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository root.
+/// The repository root, as cargo sets it when it runs the tests. The compile-time value is
+/// only the fallback: a build cache shared between checkouts can hold a test binary that was
+/// compiled in another, since removed, one.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// Where the non-redistributable datasets are: `$PROFUNDO_DATA`, else `../shared/data`
