@@ -18,7 +18,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile of sorted, non-empty samples (nearest rank).
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 

@@ -14,7 +14,7 @@ use profundo_core::backend::{self, BackendKind};
 use serde::{Deserialize, Serialize};
 
 use crate::args::BenchModelsArgs;
-use crate::bench::{peak_rss_mib, rayon_threads};
+use crate::bench::{peak_rss_mib, percentile, rayon_threads};
 use crate::bench_workloads::{self as workloads, Measure, Sampling, Workload};
 
 /// The PyTorch twins of the workloads, fed to Python on standard input.
@@ -151,10 +151,7 @@ fn worker(name: &str, a: &BenchModelsArgs, s: &Sampling) -> anyhow::Result<()> {
         .into_iter()
         .map(|(m, xs)| Timing {
             measure: m.name().into(),
-            batch: match m {
-                Measure::InferOne => 1,
-                _ => w.batch(),
-            },
+            batch: w.items(m),
             median_ms: percentile(&xs, 0.5),
             p95_ms: percentile(&xs, 0.95),
             iters: xs.len(),
@@ -166,13 +163,6 @@ fn worker(name: &str, a: &BenchModelsArgs, s: &Sampling) -> anyhow::Result<()> {
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn sampling_args(a: &BenchModelsArgs) -> [String; 4] {

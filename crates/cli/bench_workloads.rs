@@ -41,12 +41,18 @@ pub const ALL: [Workload; 4] = [
 ];
 
 // Shapes shared with bench_models.py.
-const SPEECH_SHAPE: [usize; 3] = [1, 13, 48];
-const SPEECH_CLASSES: usize = 10;
-const SPEECH_BATCH: usize = 64;
-const FACES_SHAPE: [usize; 3] = [1, 56, 46];
-const FACES_PEOPLE: usize = 40;
-const FACES_BATCH: usize = 32;
+const SPEECH: ClassifierSpec = ClassifierSpec {
+    shape: [1, 13, 48],
+    batch: 64,
+    classes: 10,
+    smoothing: 0.1,
+};
+const FACES: ClassifierSpec = ClassifierSpec {
+    shape: [1, 56, 46],
+    batch: 32,
+    classes: 40,
+    smoothing: 0.0,
+};
 const VOCAB: usize = 8000;
 /// 128 sentence pairs of 12 source and 12 target tokens: the pipeline's 3,072-token batch
 /// at Tatoeba's typical length.
@@ -76,10 +82,18 @@ impl Workload {
     /// Items per training step and per batch-inference call (the pipeline's batch size).
     pub fn batch(self) -> usize {
         match self {
-            Self::SpeechCnn => SPEECH_BATCH,
-            Self::FacesResnet => FACES_BATCH,
+            Self::SpeechCnn => SPEECH.batch,
+            Self::FacesResnet => FACES.batch,
             Self::TranslateTransformer => MT_BATCH,
             Self::RecommendMf => MF_BATCH,
+        }
+    }
+
+    /// Items in one call of `measure`.
+    pub fn items(self, measure: Measure) -> usize {
+        match measure {
+            Measure::InferOne => 1,
+            Measure::TrainStep | Measure::InferBatch => self.batch(),
         }
     }
 
@@ -87,20 +101,16 @@ impl Workload {
     /// a training step counts three forward passes). `None` where the count is not
     /// meaningful (the factorisation rows are memory-bound gathers).
     pub fn flops(self, measure: Measure) -> Option<f64> {
-        let items = match measure {
-            Measure::InferOne => 1,
-            Measure::TrainStep | Measure::InferBatch => self.batch(),
-        };
         let forward = match self {
             Self::SpeechCnn => {
-                conv_forward_flops(&speech_cfg(), SPEECH_SHAPE, SPEECH_CLASSES) as f64
+                conv_forward_flops(&speech_cfg(), SPEECH.shape, SPEECH.classes) as f64
             }
             Self::FacesResnet => {
-                let net = faces_forward_flops(&faces_cfg(), FACES_SHAPE) as f64;
+                let net = faces_forward_flops(&faces_cfg(), FACES.shape) as f64;
                 match measure {
                     // Training adds the cosine head; inference embeds the mirror image too.
                     Measure::TrainStep => {
-                        net + 2.0 * (faces_cfg().embedding_dim * FACES_PEOPLE) as f64
+                        net + 2.0 * (faces_cfg().embedding_dim * FACES.classes) as f64
                     }
                     _ => 2.0 * net,
                 }
@@ -108,7 +118,7 @@ impl Workload {
             Self::TranslateTransformer => transformer_forward_flops(&ModelConfig::default()),
             Self::RecommendMf => return None,
         };
-        let pass = forward * items as f64;
+        let pass = forward * self.items(measure) as f64;
         Some(match measure {
             Measure::TrainStep => 3.0 * pass,
             _ => pass,
@@ -182,61 +192,21 @@ pub fn run(w: Workload, device: &Device, s: &Sampling) -> Vec<(Measure, Vec<f64>
     match w {
         Workload::SpeechCnn => {
             let cfg = speech_cfg();
-            let model = cfg.init(SPEECH_SHAPE, SPEECH_CLASSES, &train);
-            let step = classifier_train(
-                model,
-                SPEECH_SHAPE,
-                SPEECH_BATCH,
-                SPEECH_CLASSES,
-                0.1,
-                &train,
-                s,
-            );
-            let net = cfg.init(SPEECH_SHAPE, SPEECH_CLASSES, device);
-            let infer = |n: usize| {
-                let x = images(n, SPEECH_SHAPE, device);
-                s.run(|| {
-                    std::hint::black_box(net.logits(x.clone()).into_data());
-                })
-            };
-            vec![
-                (Measure::TrainStep, step),
-                (Measure::InferOne, infer(1)),
-                (Measure::InferBatch, infer(SPEECH_BATCH)),
-            ]
+            let net = cfg.init(SPEECH.shape, SPEECH.classes, device);
+            let model = cfg.init(SPEECH.shape, SPEECH.classes, &train);
+            SPEECH.measures(model, |x| net.logits(x), device, &train, s)
         }
         Workload::FacesResnet => {
             let cfg = faces_cfg();
-            let head = |d: &Device| {
-                MarginModel::new(
-                    cfg.init(FACES_SHAPE, d),
-                    cfg.embedding_dim,
-                    FACES_PEOPLE,
-                    &MarginLoss::default(),
-                    d,
-                )
-            };
-            let step = classifier_train(
-                head(&train),
-                FACES_SHAPE,
-                FACES_BATCH,
-                FACES_PEOPLE,
-                0.0,
+            let net = cfg.init(FACES.shape, device);
+            let model = MarginModel::new(
+                cfg.init(FACES.shape, &train),
+                cfg.embedding_dim,
+                FACES.classes,
+                &MarginLoss::default(),
                 &train,
-                s,
             );
-            let net = cfg.init(FACES_SHAPE, device);
-            let infer = |n: usize| {
-                let x = images(n, FACES_SHAPE, device);
-                s.run(|| {
-                    std::hint::black_box(net.embed_eval(x.clone()).into_data());
-                })
-            };
-            vec![
-                (Measure::TrainStep, step),
-                (Measure::InferOne, infer(1)),
-                (Measure::InferBatch, infer(FACES_BATCH)),
-            ]
+            FACES.measures(model, |x| net.embed_eval(x), device, &train, s)
         }
         Workload::TranslateTransformer => transformer(device, &train, s),
         Workload::RecommendMf => factorisation(device, &train, s),
@@ -266,39 +236,64 @@ fn classes(n: usize, classes: usize, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(ids, [n]), device)
 }
 
-/// The classifier training step of `profundo_core::train::train_classifier`: AdamW with
-/// decoupled weight decay, cross-entropy (with label smoothing where the pipeline uses
-/// it), the loss read back every step.
-fn classifier_train<M: Classifier>(
-    model: M,
+/// The three rows of a workload: its training-step times, then `infer` timed on one item
+/// and on a batch of `batch`.
+fn measures(
+    step: Vec<f64>,
+    batch: usize,
+    mut infer: impl FnMut(usize) -> Vec<f64>,
+) -> Vec<(Measure, Vec<f64>)> {
+    let one = infer(1);
+    let many = infer(batch);
+    vec![
+        (Measure::TrainStep, step),
+        (Measure::InferOne, one),
+        (Measure::InferBatch, many),
+    ]
+}
+
+/// A classifier workload: input shape, the pipeline's batch size, classes and label smoothing.
+struct ClassifierSpec {
     shape: [usize; 3],
     batch: usize,
-    n_classes: usize,
+    classes: usize,
     smoothing: f32,
-    device: &Device,
-    s: &Sampling,
-) -> Vec<f64> {
-    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
-    let loss_fn = {
-        let c = CrossEntropyLossConfig::new();
-        let c = if smoothing > 0.0 {
-            c.with_smoothing(Some(smoothing))
-        } else {
-            c
-        };
-        c.init(device)
-    };
-    let x = images(batch, shape, device);
-    let y = classes(batch, n_classes, device);
-    let mut model = Some(model);
-    s.run(|| {
-        let Some(m) = model.take() else { return };
-        let logits = m.train_logits(x.clone(), y.clone());
-        let loss = loss_fn.forward(logits, y.clone());
-        std::hint::black_box(loss.clone().into_scalar::<f32>());
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        model = Some(optim.step(1e-3, m, grads));
-    })
+}
+
+impl ClassifierSpec {
+    /// The training step of `profundo_core::train::train_classifier` on `model` (AdamW with
+    /// decoupled weight decay, cross-entropy, the loss read back every step), then `infer`
+    /// on standard-normal inputs.
+    fn measures<M: Classifier>(
+        &self,
+        model: M,
+        infer: impl Fn(Tensor<4>) -> Tensor<2>,
+        device: &Device,
+        train: &Device,
+        s: &Sampling,
+    ) -> Vec<(Measure, Vec<f64>)> {
+        let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+        let loss_fn = CrossEntropyLossConfig::new()
+            .with_smoothing((self.smoothing > 0.0).then_some(self.smoothing))
+            .init(train);
+        let x = images(self.batch, self.shape, train);
+        let y = classes(self.batch, self.classes, train);
+        let mut model = Some(model);
+        let step = s.run(|| {
+            let Some(m) = model.take() else { return };
+            let logits = m.train_logits(x.clone(), y.clone());
+            let loss = loss_fn.forward(logits, y.clone());
+            std::hint::black_box(loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            model = Some(optim.step(1e-3, m, grads));
+        });
+        measures(step, self.batch, |n| {
+            let x = images(n, self.shape, device);
+            s.run(|| {
+                std::hint::black_box(infer(x.clone()).into_data());
+            })
+        })
+    }
 }
 
 /// Random sentences of `MT_LEN` tokens (ids past the specials).
@@ -339,20 +334,13 @@ fn transformer(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, V
         model = Some(optim.step(1e-4, m, grads));
     });
     let net = cfg.init(VOCAB, device);
-    let mut infer = |n: usize| {
+    measures(step, MT_BATCH, |n| {
         let (src, tgt) = batch(n, &mut rng, device);
         s.run(|| {
             let memory = net.encode(&src);
             std::hint::black_box(net.forward(&memory, tgt.ids.clone()).into_data());
         })
-    };
-    let one = infer(1);
-    let many = infer(MT_BATCH);
-    vec![
-        (Measure::TrainStep, step),
-        (Measure::InferOne, one),
-        (Measure::InferBatch, many),
-    ]
+    })
 }
 
 /// The rating-model step of `profundo_recommend::train` (squared error plus per-example L2,
