@@ -125,6 +125,9 @@ pub struct ModelArgs {
     /// Backend to run the model on.
     #[arg(long, default_value = "flex")]
     pub backend: BackendKind,
+    /// Device: `cpu`, or `cuda:N` with the tch backend.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Debug, Args)]
@@ -434,6 +437,12 @@ pub struct TranslateArgs {
     /// Beam size (1 = greedy).
     #[arg(long, default_value_t = 5)]
     pub beam: usize,
+    /// Backend to run the model on.
+    #[arg(long, default_value = "flex")]
+    pub backend: BackendKind,
+    /// Device: `cpu`, or `cuda:N` with the tch backend.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Translate this file, one sentence per line (`-`, or neither TEXT nor --input: standard
     /// input).
     #[arg(long, conflicts_with = "text")]

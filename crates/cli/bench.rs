@@ -25,7 +25,7 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn recognize(a: BenchRecognizeArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let rec = Recognizer::load(&a.model.model, a.model.backend)?;
+    let rec = Recognizer::load(&a.model.model, a.model.backend, &a.model.device)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let audio = read_wav(&a.file)?;
     let samples = rec.prepare(&audio)?;
@@ -120,7 +120,7 @@ fn faces(a: BenchFacesArgs) -> anyhow::Result<()> {
     use profundo_faces::gallery::{Enrolled, Gallery};
     use rand::{RngExt, SeedableRng};
 
-    let model = FaceModel::load(&a.model.model, a.model.backend)?;
+    let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
     let iters = a.iters.max(1);
     let input = model.preprocess().load(&a.image)?;
     let pre = timed(iters, || {

@@ -146,6 +146,8 @@ fn selected_models(names: &[String]) -> anyhow::Result<Vec<Workload>> {
 fn worker(name: &str, a: &BenchModelsArgs, s: &Sampling) -> anyhow::Result<()> {
     let w = Workload::parse(name).with_context(|| format!("unknown model `{name}`"))?;
     let kind = a.backends.first().copied().unwrap_or_default();
+    // The same thread count as flex's rayon pool and the PyTorch script.
+    backend::set_libtorch_threads(rayon_threads());
     let device = backend::device(kind, "cpu")?;
     let rows = workloads::run(w, &device, s)
         .into_iter()

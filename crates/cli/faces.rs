@@ -15,7 +15,7 @@ pub fn faces(a: FacesArgs) -> anyhow::Result<()> {
 }
 
 fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
-    let model = FaceModel::load(&a.model.model, a.model.backend)?;
+    let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
     let mut gallery = Gallery::open_or_new(&a.gallery, model.model_id(), model.dim())?;
     // Embed every image first: one bad file changes nothing in the gallery.
     let mut images = Vec::with_capacity(a.images.len());
@@ -38,7 +38,7 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
 }
 
 fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
-    let model = FaceModel::load(&a.model.model, a.model.backend)?;
+    let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
     let gallery = Gallery::load(&a.gallery, Some((model.model_id(), model.dim())))?;
     if gallery.people.is_empty() {
         anyhow::bail!(
@@ -77,7 +77,7 @@ fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let model = FaceModel::load(&a.model.model, a.model.backend)?;
+    let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
     let v = model.verify(&a.image_a, &a.image_b)?;
     if a.json {
         println!(

@@ -13,7 +13,7 @@ pub fn speech(a: SpeechArgs) -> anyhow::Result<()> {
 }
 
 fn recognize(a: RecognizeArgs) -> anyhow::Result<()> {
-    let rec = Recognizer::load(&a.model.model, a.model.backend)?;
+    let rec = Recognizer::load(&a.model.model, a.model.backend, &a.model.device)?;
     let mut failed = 0;
     for f in &a.files {
         match rec.recognize_file(f) {
@@ -50,7 +50,7 @@ fn recognize(a: RecognizeArgs) -> anyhow::Result<()> {
 }
 
 fn spot_words(a: SpotArgs) -> anyhow::Result<()> {
-    let rec = Recognizer::load(&a.model.model, a.model.backend)?;
+    let rec = Recognizer::load(&a.model.model, a.model.backend, &a.model.device)?;
     let audio = read_wav(&a.file)?;
     let samples = rec.prepare(&audio)?;
     let cfg = SpotConfig {

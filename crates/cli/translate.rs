@@ -53,7 +53,7 @@ fn read_input(a: &TranslateArgs) -> anyhow::Result<Vec<String>> {
 }
 
 pub fn translate(a: TranslateArgs) -> anyhow::Result<()> {
-    let device = backend::device(BackendKind::default(), "cpu")?;
+    let device = backend::device(a.backend, &a.device)?;
     let t = Translator::load(&a.model, &device)?;
     let dir = t.direction(a.from.as_deref(), a.to.as_deref())?;
     let lines = read_input(&a)?;

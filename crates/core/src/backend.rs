@@ -48,7 +48,11 @@ impl std::str::FromStr for BackendKind {
 
 /// The backends compiled into this build.
 pub fn available() -> Vec<BackendKind> {
-    vec![BackendKind::Flex, BackendKind::Ndarray]
+    let mut kinds = vec![BackendKind::Flex, BackendKind::Ndarray];
+    if cfg!(feature = "tch") {
+        kinds.push(BackendKind::Tch);
+    }
+    kinds
 }
 
 /// Returns the inference device for `kind` on `device` (`"cpu"`, or `"cuda:N"` for tch).
@@ -56,21 +60,72 @@ pub fn available() -> Vec<BackendKind> {
 /// Asking for a backend that was not compiled in is an error that says how to enable it.
 pub fn device(kind: BackendKind, device: &str) -> Result<Device> {
     match kind {
-        BackendKind::Flex | BackendKind::Ndarray if device != "cpu" => {
-            Err(CoreError::BackendUnavailable {
-                name: format!("{kind} on {device}"),
-                hint: format!("`{kind}` runs on the CPU only; use `device = \"cpu\"`"),
-            })
-        }
+        BackendKind::Flex | BackendKind::Ndarray if device != "cpu" => Err(CoreError::BadDevice {
+            device: device.into(),
+            hint: format!("`{kind}` runs on the CPU only; use `device = \"cpu\"`"),
+        }),
         BackendKind::Flex => Ok(Device::flex()),
         #[allow(deprecated)]
         BackendKind::Ndarray => Ok(Device::ndarray()),
-        BackendKind::Tch => Err(CoreError::BackendUnavailable {
-            name: "tch".into(),
-            hint: "this build has no LibTorch support; it arrives with the `tch` cargo \
-                   feature (`cargo build --release --features tch`). Use `backend = \"flex\"`."
-                .into(),
-        }),
+        BackendKind::Tch => libtorch_device(device),
+    }
+}
+
+/// The LibTorch device for `"cpu"`, `"cuda"` or `"cuda:N"`.
+#[cfg(feature = "tch")]
+#[allow(deprecated)] // burn marks burn-tch deprecated; it is still LibTorch's only route.
+fn libtorch_device(device: &str) -> Result<Device> {
+    match cuda_index(device)? {
+        None => Ok(Device::libtorch()),
+        Some(index) => {
+            let count = tch::Cuda::device_count().max(0) as usize;
+            if index >= count {
+                return Err(CoreError::BadDevice {
+                    device: device.into(),
+                    hint: format!(
+                        "LibTorch sees {count} CUDA device(s) on this machine; use \
+                         `device = \"cpu\"` or an index below {count}"
+                    ),
+                });
+            }
+            Ok(Device::libtorch_cuda(index))
+        }
+    }
+}
+
+#[cfg(not(feature = "tch"))]
+fn libtorch_device(_device: &str) -> Result<Device> {
+    Err(CoreError::BackendUnavailable {
+        name: "tch".into(),
+        hint: "this build has no LibTorch support; it arrives with the `tch` cargo \
+               feature (`scripts/with-torch.sh cargo build --release --features tch`, \
+               see the README). Use `backend = \"flex\"`."
+            .into(),
+    })
+}
+
+/// Sets LibTorch's intra-op thread count (what `torch.set_num_threads` sets); does nothing
+/// in a build without the `tch` feature.
+pub fn set_libtorch_threads(threads: usize) {
+    #[cfg(feature = "tch")]
+    tch::set_num_threads(threads.try_into().unwrap_or(i32::MAX));
+    #[cfg(not(feature = "tch"))]
+    let _ = threads;
+}
+
+/// Parses a device name: `"cpu"` gives `None`, `"cuda"` and `"cuda:N"` the CUDA index.
+pub fn cuda_index(device: &str) -> Result<Option<usize>> {
+    let bad = || CoreError::BadDevice {
+        device: device.into(),
+        hint: "devices are `cpu`, `cuda` or `cuda:N` (N = 0, 1, ...)".into(),
+    };
+    match device {
+        "cpu" => Ok(None),
+        "cuda" => Ok(Some(0)),
+        _ => match device.strip_prefix("cuda:") {
+            Some(index) => index.parse().map(Some).map_err(|_| bad()),
+            None => Err(bad()),
+        },
     }
 }
 
@@ -84,11 +139,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn device_names_parse() {
+        assert_eq!(cuda_index("cpu").unwrap(), None);
+        assert_eq!(cuda_index("cuda").unwrap(), Some(0));
+        assert_eq!(cuda_index("cuda:3").unwrap(), Some(3));
+        for bad in ["gpu", "cuda:", "cuda:x", "CPU"] {
+            let err = cuda_index(bad).unwrap_err().to_string();
+            assert!(err.contains("cuda:N"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_and_missing_backends_are_clear_errors() {
         let err = "cuda".parse::<BackendKind>().unwrap_err().to_string();
         assert!(err.contains("known backends"), "{err}");
-        let err = device(BackendKind::Tch, "cpu").unwrap_err().to_string();
-        assert!(err.contains("--features tch"), "{err}");
+        #[cfg(not(feature = "tch"))]
+        {
+            let err = device(BackendKind::Tch, "cpu").unwrap_err().to_string();
+            assert!(err.contains("--features tch"), "{err}");
+        }
         let err = device(BackendKind::Flex, "cuda:0").unwrap_err().to_string();
         assert!(err.contains("CPU only"), "{err}");
     }

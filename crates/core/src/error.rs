@@ -13,6 +13,14 @@ pub enum CoreError {
         /// How to get it.
         hint: String,
     },
+    /// A device name that is not `cpu`, `cuda` or `cuda:N`, or a device the backend lacks.
+    #[error("device `{device}` cannot be used: {hint}")]
+    BadDevice {
+        /// The requested device.
+        device: String,
+        /// What would work.
+        hint: String,
+    },
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {

@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(2);
     };
     let faces = PathBuf::from(faces);
-    let model = FaceModel::load(model_dir.as_ref(), BackendKind::Flex)?;
+    let model = FaceModel::load(model_dir.as_ref(), BackendKind::Flex, "cpu")?;
     let mut gallery = Gallery::new(model.model_id(), model.dim());
     let people = ["s1", "s2", "s3"];
     for person in people {

@@ -38,8 +38,9 @@ pub struct Verdict {
 }
 
 impl FaceModel {
-    /// Loads a model from a model directory, a run directory or `runs/<pipeline>`.
-    pub fn load(path: &Path, backend: BackendKind) -> Result<Self> {
+    /// Loads a model from a model directory, a run directory or `runs/<pipeline>` onto
+    /// `backend`'s `device` (`"cpu"`, or `"cuda:N"` with tch).
+    pub fn load(path: &Path, backend: BackendKind, device: &str) -> Result<Self> {
         let dir = resolve_model_dir(path)?;
         let manifest = Manifest::load(&dir)?;
         let bad = |message: String| FacesError::Config(format!("{}: {message}", dir.display()));
@@ -65,7 +66,7 @@ impl FaceModel {
             .get("threshold")
             .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| bad("manifest has no `decision.threshold`".into()))?;
-        let device = backend::device(backend, "cpu")?;
+        let device = backend::device(backend, device)?;
         let weights = dir.join(WEIGHTS_FILE);
         let bytes =
             std::fs::read(&weights).map_err(|e| profundo_core::CoreError::io(&weights, e))?;

@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or("usage: recognize MODEL_OR_RUN_DIR FILE.wav...")?,
     );
     // Loads model.safetensors + manifest.json: network, labels and feature settings.
-    let recognizer = Recognizer::load(&model, BackendKind::Flex)?;
+    let recognizer = Recognizer::load(&model, BackendKind::Flex, "cpu")?;
     println!(
         "model: {} labels, task {}",
         recognizer.manifest().labels.len(),

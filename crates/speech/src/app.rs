@@ -36,10 +36,11 @@ pub struct Recognition {
 }
 
 impl Recognizer {
-    /// Loads a model from a model directory, a run directory or `runs/<pipeline>`.
-    pub fn load(path: &Path, backend: BackendKind) -> Result<Self> {
+    /// Loads a model from a model directory, a run directory or `runs/<pipeline>` onto
+    /// `backend`'s `device` (`"cpu"`, or `"cuda:N"` with tch).
+    pub fn load(path: &Path, backend: BackendKind, device: &str) -> Result<Self> {
         let dir = resolve_model_dir(path)?;
-        let device = backend::device(backend, "cpu")?;
+        let device = backend::device(backend, device)?;
         let (model, manifest) = load_conv_ensemble(&dir, &device)?;
         let featurizer = Featurizer::from_manifest(&manifest.features)
             .map_err(|e| SpeechError::Config(format!("{}: {e}", dir.display())))?;
