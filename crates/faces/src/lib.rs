@@ -5,7 +5,8 @@
 //! - [`augment`]: seeded flip, shift/scale/rotation, brightness/contrast for training.
 //! - [`model`]: a residual CNN producing L2-normalised embeddings, trained with a CosFace or
 //!   ArcFace margin over the training identities.
-//! - [`eigenfaces`]: the PCA baseline; [`verification`]: ROC, AUC, EER, TAR@FAR.
+//! - [`eigenfaces`]: the PCA baseline; [`verification`]: ROC, AUC, EER, TAR@FAR;
+//!   [`score_norm`]: S-norm of scores against a cohort of other people.
 //! - [`stages`]: pipeline stage kinds `faces.load_images`, `faces.train_embedding`,
 //!   `faces.eigenfaces`, `faces.evaluate`.
 //! - [`app`] and [`gallery`]: embed, verify, enroll and identify.
@@ -20,6 +21,7 @@ pub mod folders;
 pub mod gallery;
 pub mod model;
 pub mod preprocess;
+pub mod score_norm;
 pub mod stages;
 pub mod verification;
 

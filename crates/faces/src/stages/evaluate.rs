@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Role, Similarity};
+use crate::score_norm::{Cohort, CohortStats, s_norm};
 use crate::verification::{pair_scores, roc, verification};
 
 /// Parameters of `faces.evaluate`.
@@ -29,12 +30,33 @@ use crate::verification::{pair_scores, roc, verification};
 pub struct EvaluateParams {
     /// Open set: images per test person used to enroll them (the rest are queries).
     pub enroll: usize,
+    /// Score normalisation of the network's scores: `none`, or `s_norm` against the
+    /// fold's training images (the threshold is then re-chosen on validation in the
+    /// normalised scale). The baseline is always scored raw.
+    pub score_norm: ScoreNorm,
+    /// S-norm: how many of a face's highest cohort scores make its statistics (0 = all).
+    pub cohort_top: usize,
 }
 
 impl Default for EvaluateParams {
     fn default() -> Self {
-        Self { enroll: 5 }
+        Self {
+            enroll: 5,
+            score_norm: ScoreNorm::None,
+            cohort_top: 0,
+        }
     }
+}
+
+/// How pair scores are normalised before the ROC and the decisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreNorm {
+    /// Raw similarity.
+    #[default]
+    None,
+    /// Symmetric normalisation against a cohort of training faces ([`crate::score_norm`]).
+    SNorm,
 }
 
 /// Evaluates face embeddings.
@@ -85,8 +107,13 @@ impl TypedStage for EvaluateFaces {
             let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
             // The baseline is compared on the model's folds only.
             let wanted = |f: &&FoldEmbeddings| model.folds.iter().any(|m| m.fold == f.fold);
+            let norm = match key {
+                "model" => p.score_norm,
+                _ => ScoreNorm::None,
+            };
             for f in emb.folds.iter().filter(wanted) {
-                let (m, g, i) = evaluate_fold(f, emb.similarity, p.enroll);
+                let scoring = Scoring::new(f, emb.similarity, norm, p.cohort_top);
+                let (m, g, i) = evaluate_fold(f, &scoring, p.enroll);
                 ctx.log(&format!("{} fold {}: {}", emb.method, f.fold, m));
                 per_fold.insert(f.fold.clone(), m);
                 genuine.extend(g);
@@ -129,9 +156,10 @@ impl TypedStage for EvaluateFaces {
 /// Metrics of one fold, plus the genuine and impostor scores of its test pairs.
 pub fn evaluate_fold(
     f: &FoldEmbeddings,
-    sim: Similarity,
+    scoring: &Scoring<'_>,
     enroll: usize,
 ) -> (Value, Vec<f64>, Vec<f64>) {
+    let threshold = scoring.threshold;
     let test = f.with_role(Role::Test);
     let known: Vec<usize> = (0..f.items.len())
         .filter(|&i| f.items[i].role != Role::Test)
@@ -140,15 +168,15 @@ pub fn evaluate_fold(
     let test_people: BTreeSet<&str> = test.iter().map(|&i| f.items[i].person.as_str()).collect();
     let closed = test_people.iter().all(|p| known_people.contains(p));
     let open = test_people.iter().all(|p| !known_people.contains(p));
-    let score = |a: usize, b: usize| sim.score(f.vector(a), f.vector(b));
+    let score = |a: usize, b: usize| scoring.items(a, b);
 
     let labels: Vec<&str> = test.iter().map(|&i| f.items[i].person.as_str()).collect();
     let (genuine, impostor) = pair_scores(&labels, |a, b| score(test[a], test[b]));
     let ver = verification(&genuine, &impostor);
-    let far = impostor.iter().filter(|&&s| s >= f.threshold).count() as f64
-        / impostor.len().max(1) as f64;
+    let far =
+        impostor.iter().filter(|&&s| s >= threshold).count() as f64 / impostor.len().max(1) as f64;
     let frr =
-        genuine.iter().filter(|&&s| s < f.threshold).count() as f64 / genuine.len().max(1) as f64;
+        genuine.iter().filter(|&&s| s < threshold).count() as f64 / genuine.len().max(1) as f64;
     let mut m = json!({
         "test_people": test_people.len(),
         "test_images": test.len(),
@@ -158,7 +186,8 @@ pub fn evaluate_fold(
         "tar_at_far_1e-3": ver.tar_at_far_1e3,
         "genuine_pairs": ver.genuine_pairs,
         "impostor_pairs": ver.impostor_pairs,
-        "threshold": f.threshold,
+        "threshold": threshold,
+        "score_norm": scoring.norm,
         "far_at_threshold": far,
         "frr_at_threshold": frr,
     });
@@ -177,9 +206,94 @@ pub fn evaluate_fold(
         m["closed_set_accuracy"] = json!(hits as f64 / test.len().max(1) as f64);
     }
     if open && test_people.len() >= 2 {
-        m["open_set"] = open_set(f, sim, &test, enroll);
+        m["open_set"] = open_set(f, scoring, &test, enroll);
     }
     (m, genuine, impostor)
+}
+
+/// How one fold's pairs are scored: raw similarity, or S-norm against the fold's training
+/// images with the threshold re-chosen on its validation images.
+pub struct Scoring<'a> {
+    f: &'a FoldEmbeddings,
+    sim: Similarity,
+    norm: ScoreNorm,
+    cohort: Option<Cohort<'a>>,
+    /// Cohort statistics of every item (S-norm only).
+    stats: Vec<Option<CohortStats>>,
+    /// The "same person" threshold in this scoring's scale.
+    pub threshold: f64,
+}
+
+impl<'a> Scoring<'a> {
+    /// Scoring of fold `f`. With S-norm the cohort is the fold's training images; training
+    /// and validation faces are measured against the other people's images only, as a
+    /// test face (of a person outside the cohort) is.
+    pub fn new(f: &'a FoldEmbeddings, sim: Similarity, norm: ScoreNorm, top: usize) -> Self {
+        let train = f.with_role(Role::Train);
+        if norm == ScoreNorm::None || train.is_empty() {
+            return Self {
+                f,
+                sim,
+                norm: ScoreNorm::None,
+                cohort: None,
+                stats: vec![None; f.items.len()],
+                threshold: f.threshold,
+            };
+        }
+        let cohort = Cohort::new(
+            train
+                .iter()
+                .map(|&i| (f.items[i].person.as_str(), f.vector(i))),
+            f.dim,
+            top,
+            sim,
+        );
+        let stats = (0..f.items.len())
+            .map(|i| {
+                let item = &f.items[i];
+                let exclude = (item.role != Role::Test).then_some(item.person.as_str());
+                Some(cohort.stats(f.vector(i), exclude))
+            })
+            .collect();
+        let mut scoring = Self {
+            f,
+            sim,
+            norm,
+            cohort: Some(cohort),
+            stats,
+            threshold: f.threshold,
+        };
+        let valid = f.with_role(Role::Valid);
+        let labels: Vec<&str> = valid.iter().map(|&i| f.items[i].person.as_str()).collect();
+        let (g, i) = pair_scores(&labels, |a, b| scoring.items(valid[a], valid[b]));
+        if !g.is_empty() && !i.is_empty() {
+            scoring.threshold = verification(&g, &i).eer_threshold;
+        }
+        scoring
+    }
+
+    /// Score of items `a` and `b`.
+    pub fn items(&self, a: usize, b: usize) -> f64 {
+        let raw = self.sim.score(self.f.vector(a), self.f.vector(b));
+        match (self.stats[a], self.stats[b]) {
+            (Some(sa), Some(sb)) => s_norm(raw, sa, sb),
+            _ => raw,
+        }
+    }
+
+    /// Cohort statistics of an enrolment template (S-norm only).
+    pub fn stats_of(&self, template: &[f32]) -> Option<CohortStats> {
+        self.cohort.as_ref().map(|c| c.stats(template, None))
+    }
+
+    /// Score of item `q` against a template with statistics `stats`.
+    pub fn with_template(&self, q: usize, template: &[f32], stats: Option<CohortStats>) -> f64 {
+        let raw = self.sim.score(self.f.vector(q), template);
+        match (self.stats[q], stats) {
+            (Some(sq), Some(st)) => s_norm(raw, sq, st),
+            _ => raw,
+        }
+    }
 }
 
 /// Mean embedding of `idx`, unit length for cosine similarity.
@@ -197,7 +311,8 @@ pub fn template(f: &FoldEmbeddings, idx: &[usize], sim: Similarity) -> Vec<f32> 
     t
 }
 
-fn open_set(f: &FoldEmbeddings, sim: Similarity, test: &[usize], enroll: usize) -> Value {
+fn open_set(f: &FoldEmbeddings, scoring: &Scoring<'_>, test: &[usize], enroll: usize) -> Value {
+    let sim = scoring.sim;
     let mut by_person: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for &i in test {
         by_person
@@ -212,7 +327,9 @@ fn open_set(f: &FoldEmbeddings, sim: Similarity, test: &[usize], enroll: usize) 
             continue;
         }
         let e = enroll.min(imgs.len() - 1);
-        people.push((*name, template(f, &imgs[..e], sim), imgs[e..].to_vec()));
+        let t = template(f, &imgs[..e], sim);
+        let stats = scoring.stats_of(&t);
+        people.push((*name, (t, stats), imgs[e..].to_vec()));
     }
     let (mut queries, mut hits, mut detected, mut rejected) = (0usize, 0usize, 0usize, 0usize);
     for (pi, (_, _, qs)) in people.iter().enumerate() {
@@ -220,12 +337,12 @@ fn open_set(f: &FoldEmbeddings, sim: Similarity, test: &[usize], enroll: usize) 
             queries += 1;
             let scores: Vec<f64> = people
                 .iter()
-                .map(|(_, t, _)| sim.score(f.vector(q), t))
+                .map(|(_, (t, stats), _)| scoring.with_template(q, t, *stats))
                 .collect();
             let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]));
             if best == Some(pi) {
                 hits += 1;
-                if scores[pi] >= f.threshold {
+                if scores[pi] >= scoring.threshold {
                     detected += 1;
                 }
             }
@@ -234,7 +351,7 @@ fn open_set(f: &FoldEmbeddings, sim: Similarity, test: &[usize], enroll: usize) 
                 .filter(|&j| j != pi)
                 .map(|j| scores[j])
                 .fold(f64::NEG_INFINITY, f64::max);
-            if best_other < f.threshold {
+            if best_other < scoring.threshold {
                 rejected += 1;
             }
         }
@@ -349,6 +466,10 @@ mod tests {
         }
     }
 
+    fn raw(f: &FoldEmbeddings) -> Scoring<'_> {
+        Scoring::new(f, Similarity::Cosine, ScoreNorm::None, 0)
+    }
+
     #[test]
     fn closed_set_uses_the_nearest_training_image() {
         let f = fold(&[
@@ -357,7 +478,7 @@ mod tests {
             ("a", Role::Test, [0.8, 0.6]),
             ("b", Role::Test, [0.8, 0.6]),
         ]);
-        let (m, g, i) = evaluate_fold(&f, Similarity::Cosine, 1);
+        let (m, g, i) = evaluate_fold(&f, &raw(&f), 1);
         // Both test images are nearest to a's training image: one of two is right.
         assert_eq!(m["closed_set_accuracy"], json!(0.5));
         assert!(g.is_empty() && i.len() == 1);
@@ -373,7 +494,7 @@ mod tests {
             ("b", Role::Test, [0.0, 1.0]),
             ("b", Role::Test, [0.6, 0.8]),
         ]);
-        let (m, _, _) = evaluate_fold(&f, Similarity::Cosine, 1);
+        let (m, _, _) = evaluate_fold(&f, &raw(&f), 1);
         let o = &m["open_set"];
         assert_eq!(o["queries"], json!(2));
         // a's query (0.96, 0.28) is nearest a, b's (0.6, 0.8) nearest b.
