@@ -119,12 +119,53 @@ pub struct ConvBlock {
 
 impl ConvBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.norm.forward(self.conv.forward(x)));
+        let [_, _, kh, _] = self.conv.weight.dims();
+        let y = if x.dims()[2] == 1 && kh == 1 {
+            temporal_conv(x, self.conv.weight.val())
+        } else {
+            self.conv.forward(x)
+        };
+        let x = relu(self.norm.forward(y));
         match &self.pool {
             Some(pool) => pool.forward(x),
             None => x,
         }
     }
+}
+
+/// A `[1, k]` convolution of `[batch, channels, 1, width]` inputs (stride 1, zero padding
+/// `k / 2` on both sides, no bias: the temporal blocks' settings) as one matrix product:
+/// the `k` shifted copies of the padded input form each position's patch, and the weight
+/// `[out, channels, 1, k]` is read as a `[out, channels * k]` matrix.
+///
+/// The result equals `Conv2d::forward`. Training is why it exists: Burn 0.22 computes a
+/// convolution's gradients with its default decomposition on both flex and tch (the weight
+/// gradient as a convolution with batch and channel axes swapped), while a matrix product's
+/// backward is two more matrix products.
+pub fn temporal_conv(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let [b, c, _, w] = x.dims();
+    let [out, _, _, k] = weight.dims();
+    let pad = k / 2;
+    let w_out = w + 2 * pad + 1 - k;
+    let x: Tensor<3> = x.reshape([b, c, w]);
+    let device = x.device();
+    let padded = if pad > 0 {
+        let zeros = || Tensor::<3>::zeros([b, c, pad], &device);
+        Tensor::cat(vec![zeros(), x, zeros()], 2)
+    } else {
+        x
+    };
+    let shifted: Vec<Tensor<3>> = (0..k).map(|j| padded.clone().narrow(2, j, w_out)).collect();
+    // [b, c, k, w_out] -> [b * w_out, c * k]
+    let patches: Tensor<4> = Tensor::stack(shifted, 2);
+    let patches: Tensor<2> = patches
+        .reshape([b, c * k, w_out])
+        .swap_dims(1, 2)
+        .reshape([b * w_out, c * k]);
+    let y = patches.matmul(weight.reshape([out, c * k]).transpose());
+    y.reshape([b, w_out, out])
+        .swap_dims(1, 2)
+        .reshape([b, out, 1, w_out])
 }
 
 /// The classifier network: `[batch, channels, height, width]` to `[batch, classes]` logits.
@@ -195,5 +236,30 @@ pub trait Classifier: Module + Clone + Send + 'static {
 impl Classifier for ConvClassifier {
     fn logits(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn temporal_conv_equals_the_conv2d_it_replaces() {
+        let device = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
+        device.seed(5);
+        for k in [1, 3, 4, 5] {
+            let pad = k / 2;
+            let conv = Conv2dConfig::new([6, 7], [1, k])
+                .with_padding(PaddingConfig2d::Explicit(0, pad, 0, pad))
+                .with_bias(false)
+                .init(&device);
+            let x = Tensor::<4>::random([3, 6, 1, 11], Distribution::Normal(0.0, 1.0), &device);
+            let want = conv.forward(x.clone());
+            let got = temporal_conv(x, conv.weight.val());
+            assert_eq!(got.dims(), want.dims(), "k = {k}");
+            let diff: f32 = (got - want).abs().max().into_scalar();
+            assert!(diff < 1e-5, "k = {k}: max difference {diff}");
+        }
     }
 }

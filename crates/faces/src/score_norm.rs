@@ -111,10 +111,16 @@ mod tests {
         assert_eq!(cohort.len(), 4);
         // Scores of x = (1, 0): a 1.0, b 0.0, c 0.6, d -1.0; the top two are 1.0 and 0.6.
         let s = cohort.stats(&[1.0, 0.0], None);
-        assert!((s.mean - 0.8).abs() < 1e-6 && (s.sd - 0.2).abs() < 1e-6, "{s:?}");
+        assert!(
+            (s.mean - 0.8).abs() < 1e-6 && (s.sd - 0.2).abs() < 1e-6,
+            "{s:?}"
+        );
         // Without person a: 0.6 and 0.0.
         let s = cohort.stats(&[1.0, 0.0], Some("a"));
-        assert!((s.mean - 0.3).abs() < 1e-6 && (s.sd - 0.3).abs() < 1e-6, "{s:?}");
+        assert!(
+            (s.mean - 0.3).abs() < 1e-6 && (s.sd - 0.3).abs() < 1e-6,
+            "{s:?}"
+        );
         // Hand-computed: 0.5 * ((0.9 - 0.8) / 0.2 + (0.9 - 0.3) / 0.3) = 0.5 * (0.5 + 2) = 1.25.
         let a = CohortStats { mean: 0.8, sd: 0.2 };
         let b = CohortStats { mean: 0.3, sd: 0.3 };

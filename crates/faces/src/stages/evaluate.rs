@@ -32,7 +32,8 @@ pub struct EvaluateParams {
     pub enroll: usize,
     /// Score normalisation of the network's scores: `none`, or `s_norm` against the
     /// fold's training images (the threshold is then re-chosen on validation in the
-    /// normalised scale). The baseline is always scored raw.
+    /// normalised scale). The baseline is always scored raw, and so are the apps: this is
+    /// an evaluation option (README, faces experiment log).
     pub score_norm: ScoreNorm,
     /// S-norm: how many of a face's highest cohort scores make its statistics (0 = all).
     pub cohort_top: usize,
@@ -49,7 +50,9 @@ impl Default for EvaluateParams {
 }
 
 /// How pair scores are normalised before the ROC and the decisions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoreNorm {
     /// Raw similarity.
@@ -503,6 +506,40 @@ mod tests {
         assert_eq!(o["detection_identification_rate"], json!(0.5));
         // Without their own template: a's query vs b = 0.28, b's vs a = 0.6: both rejected.
         assert_eq!(o["rejection_rate_not_enrolled"], json!(1.0));
+    }
+
+    #[test]
+    fn s_norm_scores_pairs_against_the_training_cohort() {
+        let f = fold(&[
+            ("t", Role::Train, [1.0, 0.0]),
+            ("u", Role::Train, [0.0, 1.0]),
+            ("t", Role::Valid, [0.96, 0.28]),
+            ("u", Role::Valid, [0.28, 0.96]),
+            ("a", Role::Test, [0.6, 0.8]),
+            ("b", Role::Test, [0.8, 0.6]),
+        ]);
+        let s = Scoring::new(&f, Similarity::Cosine, ScoreNorm::SNorm, 0);
+        // Test faces against the whole cohort {t, u}: a scores 0.6 and 0.8, b 0.8 and 0.6,
+        // so both have mean 0.7 and sd 0.1; their raw score 0.96 becomes (0.96-0.7)/0.1.
+        assert!((s.items(4, 5) - 2.6).abs() < 1e-5, "{}", s.items(4, 5));
+        // A validation face of t leaves t out of its cohort: only u (score 0.28), a
+        // one-score cohort whose sd is floored.
+        let own = Cohort::new(
+            [("t", f.vector(0)), ("u", f.vector(1))],
+            2,
+            0,
+            Similarity::Cosine,
+        )
+        .stats(f.vector(2), Some("t"));
+        assert!((own.mean - 0.28).abs() < 1e-6 && own.sd <= 1e-6, "{own:?}");
+        // No genuine validation pair: the threshold stays the fold's.
+        assert_eq!(s.threshold, f.threshold);
+        let (m, _, _) = evaluate_fold(&f, &s, 1);
+        assert_eq!(m["score_norm"], json!("s_norm"));
+        assert_eq!(
+            evaluate_fold(&f, &raw(&f), 1).0["score_norm"],
+            json!("none")
+        );
     }
 
     #[test]
