@@ -119,6 +119,8 @@ pub struct ConvBlock {
 
 impl ConvBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // Every block `init` builds has stride 1, no bias and padding k / 2, which is what
+        // `temporal_conv` assumes; a `[1, k]` kernel over a height-1 input can take it.
         let [_, _, kh, _] = self.conv.weight.dims();
         let y = if x.dims()[2] == 1 && kh == 1 {
             temporal_conv(x, self.conv.weight.val())

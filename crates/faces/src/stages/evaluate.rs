@@ -190,7 +190,7 @@ pub fn evaluate_fold(
         "genuine_pairs": ver.genuine_pairs,
         "impostor_pairs": ver.impostor_pairs,
         "threshold": threshold,
-        "score_norm": scoring.norm,
+        "score_norm": scoring.norm(),
         "far_at_threshold": far,
         "frr_at_threshold": frr,
     });
@@ -219,7 +219,7 @@ pub fn evaluate_fold(
 pub struct Scoring<'a> {
     f: &'a FoldEmbeddings,
     sim: Similarity,
-    norm: ScoreNorm,
+    /// The S-norm cohort; `None` scores raw similarity.
     cohort: Option<Cohort<'a>>,
     /// Cohort statistics of every item (S-norm only).
     stats: Vec<Option<CohortStats>>,
@@ -237,7 +237,6 @@ impl<'a> Scoring<'a> {
             return Self {
                 f,
                 sim,
-                norm: ScoreNorm::None,
                 cohort: None,
                 stats: vec![None; f.items.len()],
                 threshold: f.threshold,
@@ -261,7 +260,6 @@ impl<'a> Scoring<'a> {
         let mut scoring = Self {
             f,
             sim,
-            norm,
             cohort: Some(cohort),
             stats,
             threshold: f.threshold,
@@ -273,6 +271,14 @@ impl<'a> Scoring<'a> {
             scoring.threshold = verification(&g, &i).eer_threshold;
         }
         scoring
+    }
+
+    /// The normalisation this scoring applies.
+    pub fn norm(&self) -> ScoreNorm {
+        match self.cohort {
+            Some(_) => ScoreNorm::SNorm,
+            None => ScoreNorm::None,
+        }
     }
 
     /// Score of items `a` and `b`.
