@@ -82,3 +82,24 @@ fn bench_models_without_pytorch_says_so_and_unknown_models_are_errors() {
         &["unknown model `bert`"],
     );
 }
+
+#[test]
+fn bench_models_on_cuda_needs_the_tch_backend_and_a_valid_device_name() {
+    let dir = tempfile::tempdir().unwrap();
+    fails_with(
+        dir.path(),
+        &["bench", "models", "--device", "gpu"],
+        &["`gpu`", "`cpu`, `cuda` or `cuda:N`"],
+    );
+    fails_with(
+        dir.path(),
+        &["bench", "models", "--device", "cuda", "--backends", "flex"],
+        &["flex backend runs on the CPU only", "--backends tch"],
+    );
+    #[cfg(not(feature = "tch"))]
+    fails_with(
+        dir.path(),
+        &["bench", "models", "--device", "cuda:0", "--no-pytorch"],
+        &["`--device cuda:0` needs the tch backend", "--features tch"],
+    );
+}

@@ -208,6 +208,10 @@ pub struct BenchModelsArgs {
     /// Print JSON rows (model, backend, measure, profundo_ms, pytorch_ms, ratio, ...).
     #[arg(long)]
     pub json: bool,
+    /// Device: `cpu`, or `cuda` / `cuda:N` (the tch backend only; the default backends
+    /// become tch alone). The PyTorch rows run on the same device.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Internal: time one model in this process and print its timings.
     #[arg(long, hide = true)]
     pub worker: Option<String>,

@@ -6,10 +6,11 @@ calls and more until --seconds have passed or --iters calls were made). `profund
 models` feeds this file to Python on standard input, one process per model, so the peak
 memory printed is that model's alone:
 
-    python - --model speech-cnn --threads 2 --iters 30 --seconds 3 < bench_models.py
+    python - --model speech-cnn --threads 2 --iters 30 --seconds 3 --device cpu < bench_models.py
 
-prints one JSON object: {"peak_mib": ..., "rows": [{"measure", "batch", "median_ms",
-"p95_ms", "iters"}, ...]}.
+prints one JSON object: {"peak_mib": ..., "gpu_peak_mib": ..., "device_name": ...,
+"rows": [{"measure", "batch", "median_ms", "p95_ms", "iters"}, ...]}. On CUDA every timed
+call ends with torch.cuda.synchronize(), as profundo's end with a device sync.
 """
 
 import argparse
@@ -27,15 +28,23 @@ FACES_SHAPE, FACES_PEOPLE, FACES_BATCH = (1, 56, 46), 40, 32
 VOCAB, MT_BATCH, MT_LEN = 8000, 128, 12
 MF_USERS, MF_ITEMS, MF_FACTORS, MF_BATCH = 943, 1682, 64, 512
 
+# Where tensors and models live (--device).
+DEVICE = torch.device("cpu")
+
 
 def sample(fn, max_iters, budget_s, min_iters=3):
-    fn()
-    fn()
+    def call():
+        fn()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize(DEVICE)
+
+    call()
+    call()
     xs = []
     start = time.perf_counter()
     while len(xs) < max_iters and (len(xs) < min_iters or time.perf_counter() - start < budget_s):
         t = time.perf_counter()
-        fn()
+        call()
         xs.append((time.perf_counter() - t) * 1e3)
     xs.sort()
     return xs
@@ -148,8 +157,9 @@ class MarginModel(nn.Module):
 
 
 def classifier(model, shape, batch, classes, smoothing, infer, s):
-    x = torch.randn(batch, *shape)
-    y = torch.arange(batch) % classes
+    model.to(DEVICE)
+    x = torch.randn(batch, *shape, device=DEVICE)
+    y = torch.arange(batch, device=DEVICE) % classes
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
 
     def step():
@@ -163,7 +173,7 @@ def classifier(model, shape, batch, classes, smoothing, infer, s):
     rows = [("train step", batch, sample(step, *s))]
     model.eval()
     for n in (1, batch):
-        xn = torch.randn(n, *shape)
+        xn = torch.randn(n, *shape, device=DEVICE)
         with torch.inference_mode():
             rows.append(("infer 1" if n == 1 else "infer batch", n, sample(lambda: infer(xn), *s)))
     return rows
@@ -206,7 +216,7 @@ class Seq2Seq(nn.Module):
 
     def forward(self, memory, pad, target_in):
         t = target_in.shape[1]
-        causal = nn.Transformer.generate_square_subsequent_mask(t)
+        causal = nn.Transformer.generate_square_subsequent_mask(t, device=target_in.device)
         h = self.decoder(
             self.embed(target_in),
             memory,
@@ -218,13 +228,13 @@ class Seq2Seq(nn.Module):
 
 
 def transformer(s):
-    model = Seq2Seq()
+    model = Seq2Seq().to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
 
     def batch(n):
-        src = torch.randint(8, VOCAB, (n, MT_LEN))
-        tgt = torch.randint(8, VOCAB, (n, MT_LEN))
-        return src, torch.zeros(n, MT_LEN, dtype=torch.bool), tgt
+        src = torch.randint(8, VOCAB, (n, MT_LEN), device=DEVICE)
+        tgt = torch.randint(8, VOCAB, (n, MT_LEN), device=DEVICE)
+        return src, torch.zeros(n, MT_LEN, dtype=torch.bool, device=DEVICE), tgt
 
     src, pad, tgt = batch(MT_BATCH)
 
@@ -247,7 +257,7 @@ def transformer(s):
                 (
                     "infer 1" if n == 1 else "infer batch",
                     n,
-                    sample(lambda: model(model.encode(src, pad), pad, tgt), *s),
+                    sample(lambda: model(model.encode(src, pad), pad, tgt).argmax(-1).cpu(), *s),
                 )
             )
     return rows
@@ -272,11 +282,11 @@ class FactorNet(nn.Module):
 
 
 def factorisation(s):
-    model = FactorNet(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01)
+    model = FactorNet(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01).to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    u = torch.randint(0, MF_USERS, (MF_BATCH,))
-    i = torch.randint(0, MF_ITEMS, (MF_BATCH,))
-    y = torch.randint(1, 6, (MF_BATCH,)).float()
+    u = torch.randint(0, MF_USERS, (MF_BATCH,), device=DEVICE)
+    i = torch.randint(0, MF_ITEMS, (MF_BATCH,), device=DEVICE)
+    y = torch.randint(1, 6, (MF_BATCH,), device=DEVICE).float()
     g, reg, reg_bias = 3.5, 0.1, 0.01
 
     def step():
@@ -296,8 +306,8 @@ def factorisation(s):
             return torch.topk(scores, 10)
 
         rows.append(("infer 1", 1, sample(top10, *s)))
-        u = torch.randint(0, MF_USERS, (MF_BATCH,))
-        i = torch.randint(0, MF_ITEMS, (MF_BATCH,))
+        u = torch.randint(0, MF_USERS, (MF_BATCH,), device=DEVICE)
+        i = torch.randint(0, MF_ITEMS, (MF_BATCH,), device=DEVICE)
         rows.append(("infer batch", MF_BATCH, sample(lambda: model.predict(u, i, g)[0], *s)))
     return rows
 
@@ -323,13 +333,19 @@ def main():
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--iters", type=int, default=30)
     p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     a = p.parse_args()
+    global DEVICE
+    DEVICE = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(7)
     rows = run(a.model, (max(a.iters, 3), a.seconds))
+    cuda = DEVICE.type == "cuda"
     out = {
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "gpu_peak_mib": torch.cuda.max_memory_reserved(DEVICE) / 2**20 if cuda else None,
+        "device_name": torch.cuda.get_device_name(DEVICE) if cuda else None,
         "rows": [
             {
                 "measure": m,

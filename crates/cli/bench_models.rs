@@ -25,6 +25,13 @@ const PYTORCH_SCRIPT: &str = include_str!("bench_models.py");
 struct Timings {
     /// Peak resident memory of the process, MiB.
     peak_mib: Option<f64>,
+    /// Peak GPU memory reserved by PyTorch's allocator, MiB (PyTorch on CUDA only; tch
+    /// does not expose LibTorch's allocator statistics).
+    #[serde(default)]
+    gpu_peak_mib: Option<f64>,
+    /// The accelerator's name as PyTorch reports it (CUDA only).
+    #[serde(default)]
+    device_name: Option<String>,
     rows: Vec<Timing>,
 }
 
@@ -55,6 +62,8 @@ struct Row {
     peak_gflops: Option<f64>,
     profundo_peak_mib: Option<f64>,
     pytorch_peak_mib: Option<f64>,
+    /// PyTorch's peak GPU memory (CUDA runs only).
+    pytorch_gpu_peak_mib: Option<f64>,
 }
 
 pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
@@ -67,21 +76,17 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
         return worker(name, &a, &sampling);
     }
     let selected = selected_models(&a.models)?;
-    let backends = if a.backends.is_empty() {
-        backend::available()
-            .into_iter()
-            .filter(|b| *b != BackendKind::Ndarray)
-            .collect()
-    } else {
-        a.backends.clone()
-    };
+    let backends = backends(&a)?;
     let threads = rayon_threads();
     let python = (!a.no_pytorch).then(|| python_path(&a));
     let torch = match &python {
         Some(py) => torch_version(py),
         None => Err("skipped (--no-pytorch)".to_string()),
     };
-    let cpu = CpuPeak::read(threads);
+    let on_cpu = backend::cuda_index(&a.device)?.is_none();
+    // GFLOP/s against a peak only means something for the CPU the rows ran on.
+    let cpu = on_cpu.then(|| CpuPeak::read(threads)).flatten();
+    let mut accelerator = None;
 
     let mut rows = Vec::new();
     for &w in &selected {
@@ -89,6 +94,9 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
             (Some(py), Ok(_)) => Some(pytorch_timings(py, w, threads, &a)?),
             _ => None,
         };
+        if let Some(name) = theirs.as_ref().and_then(|t| t.device_name.clone()) {
+            accelerator = Some(name);
+        }
         for &b in &backends {
             let ours = worker_timings(w, b, &a)?;
             for t in &ours.rows {
@@ -115,6 +123,7 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
                     peak_gflops: flops.and(cpu.as_ref().map(|c| c.gflops)),
                     profundo_peak_mib: ours.peak_mib,
                     pytorch_peak_mib: theirs.as_ref().and_then(|p| p.peak_mib),
+                    pytorch_gpu_peak_mib: theirs.as_ref().and_then(|p| p.gpu_peak_mib),
                 });
             }
         }
@@ -123,8 +132,40 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    print_table(&rows, threads, &torch, cpu.as_ref());
+    let device = match accelerator {
+        Some(name) => format!("{} ({name})", a.device),
+        None => a.device.clone(),
+    };
+    print_table(&rows, threads, &device, &torch, cpu.as_ref());
     Ok(())
+}
+
+/// The backends to time: `--backends`, else every compiled backend but the deprecated
+/// ndarray on the CPU, and tch alone on CUDA (the only backend that runs there).
+fn backends(a: &BenchModelsArgs) -> anyhow::Result<Vec<BackendKind>> {
+    let on_cuda = backend::cuda_index(&a.device)?.is_some();
+    if !a.backends.is_empty() {
+        if let Some(b) = a
+            .backends
+            .iter()
+            .find(|b| on_cuda && **b != BackendKind::Tch)
+        {
+            bail!(
+                "the {b} backend runs on the CPU only; `--device {}` needs `--backends tch`",
+                a.device
+            );
+        }
+        return Ok(a.backends.clone());
+    }
+    let mut all = backend::available();
+    all.retain(|b| *b != BackendKind::Ndarray && (!on_cuda || *b == BackendKind::Tch));
+    if all.is_empty() {
+        bail!(
+            "`--device {}` needs the tch backend: build with `--features tch`",
+            a.device
+        );
+    }
+    Ok(all)
 }
 
 fn selected_models(names: &[String]) -> anyhow::Result<Vec<Workload>> {
@@ -148,7 +189,7 @@ fn worker(name: &str, a: &BenchModelsArgs, s: &Sampling) -> anyhow::Result<()> {
     let kind = a.backends.first().copied().unwrap_or_default();
     // The same thread count as flex's rayon pool and the PyTorch script.
     backend::set_libtorch_threads(rayon_threads());
-    let device = backend::device(kind, "cpu")?;
+    let device = backend::device(kind, &a.device)?;
     let rows = workloads::run(w, &device, s)
         .into_iter()
         .map(|(m, xs)| Timing {
@@ -161,18 +202,23 @@ fn worker(name: &str, a: &BenchModelsArgs, s: &Sampling) -> anyhow::Result<()> {
         .collect();
     let out = Timings {
         peak_mib: peak_rss_mib(),
+        gpu_peak_mib: None,
+        device_name: None,
         rows,
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
 }
 
-fn sampling_args(a: &BenchModelsArgs) -> [String; 4] {
+/// The options a worker and the PyTorch script share with this process.
+fn sampling_args(a: &BenchModelsArgs) -> [String; 6] {
     [
         "--iters".into(),
         a.iters.to_string(),
         "--seconds".into(),
         a.seconds.to_string(),
+        "--device".into(),
+        a.device.clone(),
     ]
 }
 
@@ -311,12 +357,17 @@ impl CpuPeak {
 fn print_table(
     rows: &[Row],
     threads: usize,
+    device: &str,
     torch: &Result<String, String>,
     cpu: Option<&CpuPeak>,
 ) {
     match torch {
-        Ok(v) => println!("{threads} threads; PyTorch {v} with torch.set_num_threads({threads})"),
-        Err(why) => println!("{threads} threads; PyTorch {why}: profundo's numbers only"),
+        Ok(v) => println!(
+            "device {device}; {threads} threads; PyTorch {v} with torch.set_num_threads({threads})"
+        ),
+        Err(why) => {
+            println!("device {device}; {threads} threads; PyTorch {why}: profundo's numbers only")
+        }
     }
     if let Some(c) = cpu {
         println!(
@@ -335,6 +386,10 @@ fn print_table(
             (Some(g), Some(p)) => format!("{:.0}%", 100.0 * g / p),
             _ => "-".into(),
         };
+        let theirs = match (r.pytorch_peak_mib, r.pytorch_gpu_peak_mib) {
+            (Some(host), Some(gpu)) => format!("{host:.0} + {gpu:.0} GPU"),
+            (host, _) => opt(host, 0),
+        };
         println!(
             "| {} | {} | {} | {} | {:.2} | {} | {} | {} / {} | {} | {} / {} |",
             r.model,
@@ -348,12 +403,14 @@ fn print_table(
             opt(r.pytorch_gflops, 1),
             pct,
             opt(r.profundo_peak_mib, 0),
-            opt(r.pytorch_peak_mib, 0),
+            theirs,
         );
     }
     println!(
-        "\nms: median call time. FLOPs are counted from the layer shapes (a training step as \
-         three forward passes); the recommender rows are memory-bound and have none."
+        "\nms: median call time, each call waited on until the device has finished it. FLOPs \
+         are counted from the layer shapes (a training step as three forward passes); the \
+         recommender rows are memory-bound and have none. Peak MiB is host memory; on CUDA \
+         PyTorch's allocator peak is added (LibTorch's is not exposed to tch)."
     );
 }
 

@@ -153,7 +153,9 @@ impl Measure {
 
 /// How long each measure is sampled: at least `min_iters` timed calls, then more until
 /// `budget_s` seconds have passed or `max_iters` calls were made (two untimed warm-up
-/// calls first). `bench_models.py` follows the same rule.
+/// calls first). Each call ends by waiting for `device` to finish its queued work, so
+/// asynchronous devices (CUDA) are timed to completion. `bench_models.py` follows the
+/// same rule.
 #[derive(Debug, Clone, Copy)]
 pub struct Sampling {
     /// Fewest timed calls.
@@ -166,16 +168,25 @@ pub struct Sampling {
 
 impl Sampling {
     /// Sorted call times in milliseconds.
-    pub fn run(&self, mut f: impl FnMut()) -> Vec<f64> {
-        f();
-        f();
+    ///
+    /// # Panics
+    /// If `device` reports that a queued operation failed.
+    pub fn run(&self, device: &Device, mut f: impl FnMut()) -> Vec<f64> {
+        let mut call = || {
+            f();
+            device
+                .sync()
+                .expect("the device failed to run the benchmarked call");
+        };
+        call();
+        call();
         let start = Instant::now();
         let mut xs = Vec::new();
         while xs.len() < self.max_iters
             && (xs.len() < self.min_iters || start.elapsed().as_secs_f64() < self.budget_s)
         {
             let t = Instant::now();
-            f();
+            call();
             xs.push(t.elapsed().as_secs_f64() * 1e3);
         }
         xs.sort_by(f64::total_cmp);
@@ -279,7 +290,7 @@ impl ClassifierSpec {
         let x = images(self.batch, self.shape, train);
         let y = classes(self.batch, self.classes, train);
         let mut model = Some(model);
-        let step = s.run(|| {
+        let step = s.run(train, || {
             let Some(m) = model.take() else { return };
             let logits = m.train_logits(x.clone(), y.clone());
             let loss = loss_fn.forward(logits, y.clone());
@@ -289,7 +300,7 @@ impl ClassifierSpec {
         });
         measures(step, self.batch, |n| {
             let x = images(n, self.shape, device);
-            s.run(|| {
+            s.run(device, || {
                 std::hint::black_box(infer(x.clone()).into_data());
             })
         })
@@ -308,7 +319,8 @@ fn sentences(n: usize, rng: &mut StdRng) -> Vec<Vec<u32>> {
 }
 
 /// The step of `profundo_translate::train::train`: encode, teacher-forced decode,
-/// label-smoothed loss (read back), Adam (β2 0.98) with gradient-norm clipping.
+/// label-smoothed loss (read back), Adam (β2 0.98) with gradient-norm clipping. Inference is
+/// the teacher-forced forward pass with each position's most likely token read back.
 fn transformer(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, Vec<f64>)> {
     let cfg = ModelConfig::default();
     let mut rng = StdRng::seed_from_u64(7);
@@ -324,7 +336,7 @@ fn transformer(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, V
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
     let mut model = Some(cfg.init(VOCAB, train));
-    let step = s.run(|| {
+    let step = s.run(train, || {
         let Some(m) = model.take() else { return };
         let memory = m.encode(&src);
         let logits = m.forward(&memory, tgt.ids.clone());
@@ -336,9 +348,12 @@ fn transformer(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, V
     let net = cfg.init(VOCAB, device);
     measures(step, MT_BATCH, |n| {
         let (src, tgt) = batch(n, &mut rng, device);
-        s.run(|| {
+        s.run(device, || {
             let memory = net.encode(&src);
-            std::hint::black_box(net.forward(&memory, tgt.ids.clone()).into_data());
+            // The next-token choice a decoder makes, read back: the full logits would add a
+            // 50 MB device-to-host copy that no real use makes.
+            let logits = net.forward(&memory, tgt.ids.clone());
+            std::hint::black_box(logits.argmax(2).into_data());
         })
     })
 }
@@ -363,7 +378,7 @@ fn factorisation(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure,
     let (global, reg, reg_bias) = (3.5, 0.1, 0.01);
     let mut optim = AdamConfig::new().init();
     let mut net = Some(FactorNet::new(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01, train));
-    let step = s.run(|| {
+    let step = s.run(train, || {
         let Some(m) = net.take() else { return };
         let (pred, reg_f, reg_b) = m.predict(u.clone(), i.clone(), global);
         let data_loss = (pred - y.clone()).powi_scalar(2).mean();
@@ -375,7 +390,7 @@ fn factorisation(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure,
     let module = FactorNet::new(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01, device);
     let served = module.export(global, ModelKind::Mf);
     let mut scores = vec![0f32; MF_ITEMS];
-    let one = s.run(|| {
+    let one = s.run(device, || {
         served.score_all(17, &mut scores);
         std::hint::black_box(top_k(&scores, 10, &[]));
     });
@@ -383,7 +398,7 @@ fn factorisation(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure,
         ids(MF_BATCH, MF_USERS, &mut rng, device),
         ids(MF_BATCH, MF_ITEMS, &mut rng, device),
     );
-    let many = s.run(|| {
+    let many = s.run(device, || {
         let (pred, _, _) = module.predict(u.clone(), i.clone(), global);
         std::hint::black_box(pred.into_data());
     });
