@@ -22,10 +22,24 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the message
+/// already holds (the library errors spell out their source in their own message).
+fn error_message(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
@@ -65,4 +79,33 @@ fn init_logging(quiet: bool) {
         .without_time()
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn error_messages_name_each_cause_once() {
+        let device = profundo_core::CoreError::BadDevice {
+            device: "cuda:0".into(),
+            hint: "LibTorch sees 0 CUDA device(s)".into(),
+        };
+        let stage: anyhow::Error = profundo_pipeline::PipelineError::Stage {
+            stage: "train".into(),
+            kind: "train.classifier".into(),
+            source: device.into(),
+        }
+        .into();
+        let message = error_message(&stage);
+        assert_eq!(message.matches("LibTorch sees 0").count(), 1, "{message}");
+        assert!(message.starts_with("stage `train`"), "{message}");
+
+        // A context added at this edge still shows the cause under it.
+        let io = std::fs::read("/nonexistent/profundo").context("reading the model");
+        let message = error_message(&io.unwrap_err());
+        assert!(message.starts_with("reading the model: "), "{message}");
+        assert!(message.len() > "reading the model: ".len(), "{message}");
+    }
 }
