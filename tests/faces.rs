@@ -51,6 +51,8 @@ name = "closed"
 kind = "faces.train_embedding"
 inputs = ["faces", "split"]
 valid_fraction = 0.2
+# Two networks, so the apps below run an ensemble's embedding.
+members = 2
 
 [stages.train.model]
 channels = [8, 16]
@@ -109,6 +111,9 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
     assert_eq!(manifest["features"]["kind"], "faces.load_images");
     assert_eq!(manifest["features"]["height"], 28);
     assert!(manifest["decision"]["threshold"].is_number());
+    assert_eq!(manifest["decision"]["members"], 2);
+    assert!(run.join("model/model.safetensors").is_file());
+    assert!(run.join("model/member-1.safetensors").is_file());
     assert!(manifest["metrics"]["model"]["mean"]["eer"].is_number());
 
     let model = run.to_str().unwrap();
@@ -300,6 +305,33 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
     );
     fails_with(dir, &strs(&identify(&g, &img(0, 5))), &["gallery is empty"]);
 
+    // An ensemble model missing one member's weights names the file.
+    let model_dir = run.join("model");
+    let member = model_dir.join("member-1.safetensors");
+    std::fs::remove_file(&member).unwrap();
+    let verify_fails = |needles: &[&str]| {
+        fails_with(
+            dir,
+            &[
+                "faces",
+                "verify",
+                "--model",
+                model_dir.to_str().unwrap(),
+                &s(&img(0, 1)),
+                &s(&img(0, 2)),
+            ],
+            needles,
+        )
+    };
+    verify_fails(&["member-1.safetensors"]);
+    // A manifest whose member count is not a count is refused.
+    let manifest_path = model_dir.join("manifest.json");
+    let mut bad: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    bad["decision"]["members"] = 0.into();
+    std::fs::write(&manifest_path, bad.to_string()).unwrap();
+    verify_fails(&["model", "manifest `decision.members` is 0"]);
+
     // A speech model is not a face model.
     let bad_model = dir.join("not-a-model");
     std::fs::create_dir_all(&bad_model).unwrap();
@@ -385,10 +417,12 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Measured with seed 42 on the development machine, fold `groups-1` (README "Results"):
-/// EER 0.078, identification of newly enrolled people 0.95; eigenfaces EER 0.175. The
-/// issue's target (EER <= 5% over all folds) is not reached yet; these bounds guard what is,
-/// with room for floating-point differences between machines.
+/// Measured with seed 42 on the development machine, fold `groups-1`, one network
+/// (`train.members=1`: the shipped three-member ensemble would triple this test's time; the
+/// tiny pipeline above runs a two-member ensemble through the apps): EER 0.078,
+/// identification of newly enrolled people 0.95; eigenfaces EER 0.175. The target
+/// (EER <= 5% over all folds) is not reached yet; these bounds guard what is, with room for
+/// floating-point differences between machines.
 const OPEN_SET_EER_CEILING: f64 = 0.12;
 const OPEN_SET_IDENTIFICATION_FLOOR: f64 = 0.875;
 
@@ -397,7 +431,12 @@ fn orl_open_set_verification_and_enrollment_of_unseen_people() {
     let tmp = tempfile::tempdir().unwrap();
     let run = run_faces(
         "pipelines/faces-open-set.toml",
-        &["--set", "train.folds=[\"groups-1\"]"],
+        &[
+            "--set",
+            "train.folds=[\"groups-1\"]",
+            "--set",
+            "train.members=1",
+        ],
         tmp.path(),
     );
     let m = metrics(&run);

@@ -6,17 +6,18 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use profundo_core::backend::{self, BackendKind};
-use profundo_core::manifest::{Manifest, WEIGHTS_FILE, load_weights, resolve_model_dir};
+use profundo_core::manifest::{Manifest, load_weights, resolve_model_dir};
 use serde::Serialize;
 
-use crate::model::{EmbeddingNet, EmbeddingNetConfig, embed_all};
+use crate::model::{EmbeddingNet, EmbeddingNetConfig, embed_ensemble, member_weights_file};
 use crate::preprocess::Preprocess;
 use crate::stages::train::MODEL_KIND;
 use crate::{FacesError, Result};
 
 /// A loaded face embedding model with its preprocessing and decision threshold.
 pub struct FaceModel {
-    net: EmbeddingNet,
+    /// The ensemble's member networks (one for most models).
+    nets: Vec<EmbeddingNet>,
     manifest: Manifest,
     preprocess: Preprocess,
     threshold: f64,
@@ -66,20 +67,33 @@ impl FaceModel {
             .get("threshold")
             .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| bad("manifest has no `decision.threshold`".into()))?;
+        // Models from before ensembles have no `members`: one network.
+        let members =
+            match manifest.decision.get("members") {
+                None => 1,
+                Some(m) => m.as_u64().filter(|&m| m >= 1).ok_or_else(|| {
+                    bad(format!("manifest `decision.members` is {m}, not a count"))
+                })? as usize,
+            };
         let device = backend::device(backend, device)?;
-        let weights = dir.join(WEIGHTS_FILE);
-        let bytes =
-            std::fs::read(&weights).map_err(|e| profundo_core::CoreError::io(&weights, e))?;
-        let model_id = blake3::hash(&bytes).to_hex()[..16].to_string();
-        let net = load_weights(&weights, config.init(manifest.input_shape, &device))?;
-        let net = net.valid();
+        let mut hasher = blake3::Hasher::new();
+        let mut nets = Vec::with_capacity(members);
+        for k in 0..members {
+            let weights = dir.join(member_weights_file(k));
+            let bytes =
+                std::fs::read(&weights).map_err(|e| profundo_core::CoreError::io(&weights, e))?;
+            hasher.update(&bytes);
+            let net = load_weights(&weights, config.init(manifest.input_shape, &device))?;
+            nets.push(net.valid());
+        }
+        let model_id = hasher.finalize().to_hex()[..16].to_string();
         Ok(Self {
-            net,
+            nets,
             manifest,
             preprocess,
             threshold,
             model_id,
-            dim: config.embedding_dim,
+            dim: config.embedding_dim * members,
             device,
             dir,
         })
@@ -95,7 +109,7 @@ impl FaceModel {
         self.threshold
     }
 
-    /// Identifies the weights (blake3 of the weights file); galleries record it.
+    /// Identifies the weights (blake3 of the weights files); galleries record it.
     pub fn model_id(&self) -> &str {
         &self.model_id
     }
@@ -118,7 +132,7 @@ impl FaceModel {
     /// Embeddings of preprocessed inputs (each `height * width` values).
     pub fn embed_inputs(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-        let flat = embed_all(&self.net, &refs, self.preprocess.shape(), &self.device);
+        let flat = embed_ensemble(&self.nets, &refs, self.preprocess.shape(), &self.device);
         flat.chunks(self.dim.max(1)).map(<[f32]>::to_vec).collect()
     }
 

@@ -16,6 +16,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use profundo_core::manifest::WEIGHTS_FILE;
 use profundo_core::model::Classifier;
 use serde::{Deserialize, Serialize};
 
@@ -202,6 +203,49 @@ pub fn embed_all(
     out
 }
 
+/// Comparison embeddings of an ensemble: each member's [`embed_all`] vector side by side,
+/// scaled by `1 / sqrt(members)` so that every vector keeps unit length and the cosine of two
+/// vectors is the mean of the members' cosines. One member gives [`embed_all`]'s output.
+pub fn embed_ensemble(
+    nets: &[EmbeddingNet],
+    inputs: &[&[f32]],
+    shape: [usize; 3],
+    device: &Device,
+) -> Vec<f32> {
+    let per_member: Vec<Vec<f32>> = nets
+        .iter()
+        .map(|net| embed_all(net, inputs, shape, device))
+        .collect();
+    side_by_side(&per_member, inputs.len())
+}
+
+/// Joins `n` vectors from each member (`per_member[k]` holds member k's, row after row) into
+/// `n` vectors of all members' values, scaled by `1 / sqrt(members)`.
+pub fn side_by_side(per_member: &[Vec<f32>], n: usize) -> Vec<f32> {
+    if let [only] = per_member {
+        return only.clone();
+    }
+    let scale = 1.0 / (per_member.len() as f32).sqrt();
+    let mut out = Vec::with_capacity(per_member.iter().map(Vec::len).sum());
+    for i in 0..n {
+        for member in per_member {
+            let dim = member.len() / n.max(1);
+            out.extend(member[i * dim..(i + 1) * dim].iter().map(|v| v * scale));
+        }
+    }
+    out
+}
+
+/// The weights file of ensemble member `k`: the usual weights file for the first, so a
+/// one-member model is laid out as before.
+pub fn member_weights_file(k: usize) -> String {
+    if k == 0 {
+        WEIGHTS_FILE.to_string()
+    } else {
+        format!("member-{k}.safetensors")
+    }
+}
+
 /// Rows scaled to unit length.
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     let norm = x.clone().powi_scalar(2).sum_dim(1).add_scalar(1e-12).sqrt();
@@ -330,6 +374,26 @@ impl Classifier for MarginModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_side_by_side_keep_unit_length_and_average_their_cosines() {
+        // Two members, two unit vectors each (dim 2 and dim 2).
+        let a = vec![1.0, 0.0, 0.6, 0.8];
+        let b = vec![0.0, 1.0, 0.0, 1.0];
+        let joined = side_by_side(&[a.clone(), b.clone()], 2);
+        assert_eq!(joined.len(), 8);
+        let (u, v) = joined.split_at(4);
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+        assert!((dot(u, u) - 1.0).abs() < 1e-6 && (dot(v, v) - 1.0).abs() < 1e-6);
+        // Member cosines 0.6 and 1.0: the joined cosine is their mean.
+        assert!((dot(u, v) - 0.8).abs() < 1e-6, "{}", dot(u, v));
+        // Each row holds member 0's values, then member 1's.
+        let s = 1.0 / 2f32.sqrt();
+        assert_eq!(u, &[s, 0.0, 0.0, s]);
+        assert_eq!(side_by_side(std::slice::from_ref(&a), 2), a);
+        assert_eq!(member_weights_file(0), WEIGHTS_FILE);
+        assert_ne!(member_weights_file(1), WEIGHTS_FILE);
+    }
 
     #[test]
     fn embeddings_have_unit_length_and_the_margin_lowers_only_the_target_logit() {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use profundo_core::backend;
-use profundo_core::manifest::{MANIFEST_FILE, Manifest, WEIGHTS_FILE, save_weights};
+use profundo_core::manifest::{MANIFEST_FILE, Manifest, save_weights};
 use profundo_core::train::{Checkpointer, Examples, TrainConfig, train_classifier};
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Similarity};
 use super::{FoldParts, threshold_on_validation};
 use crate::augment::FaceAugment;
-use crate::model::{EmbeddingNet, EmbeddingNetConfig, MarginLoss, MarginModel, embed_all};
+use crate::model::{
+    EmbeddingNet, EmbeddingNetConfig, MarginLoss, MarginModel, embed_ensemble, member_weights_file,
+};
 
 /// The model kind written to manifests.
 pub const MODEL_KIND: &str = "face_embedder";
@@ -41,6 +43,10 @@ pub struct TrainEmbeddingParams {
     pub folds: Vec<String>,
     /// Task name written to the model manifest.
     pub task: String,
+    /// Networks trained per fold, each from its own seed. A face's embedding is the
+    /// members' embeddings side by side (still unit length), so a similarity score is the
+    /// mean of the members' cosines. Training takes `members` times as long.
+    pub members: usize,
 }
 
 impl Default for TrainEmbeddingParams {
@@ -53,6 +59,7 @@ impl Default for TrainEmbeddingParams {
             valid_fraction: 0.2,
             folds: Vec::new(),
             task: "faces.embed".into(),
+            members: 1,
         }
     }
 }
@@ -78,6 +85,12 @@ impl TypedStage for TrainEmbedding {
             .check()
             .map_err(|e| ("training".to_string(), e.to_string()))?;
         super::check_valid_fraction(p.valid_fraction)?;
+        if !(1..=10).contains(&p.members) {
+            return Err((
+                "members".into(),
+                format!("must be 1 to 10, got {}", p.members),
+            ));
+        }
         Ok(())
     }
 
@@ -129,38 +142,54 @@ impl TypedStage for TrainEmbedding {
                 shape: fs.shape,
                 labels: &labels,
             };
-            device.seed(seed);
             let t0 = Instant::now();
-            let net = p.model.init(fs.shape, &device);
-            let model =
-                MarginModel::new(net, p.model.embedding_dim, people.len(), &p.loss, &device);
             let tag = sanitize(&fold.name);
-            let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&tag));
-            let out = train_classifier(
-                model,
-                data,
-                &train,
-                &valid,
-                &p.training,
-                &p.augment,
-                seed,
-                &device,
-                Some(&ck),
-                &format!("{}:{}", ctx.stage, fold.name),
-            )?;
-            if let Some(e) = out.resumed_from {
-                ctx.log(&format!("fold {}: resumed after epoch {e}", fold.name));
+            let mut nets = Vec::with_capacity(p.members);
+            let mut outcomes = Vec::with_capacity(p.members);
+            for k in 0..p.members {
+                // Member 0 keeps the fold's seed and checkpoint folder, as before ensembles.
+                let seed = seed + 7919 * k as u64;
+                let ck_dir = match k {
+                    0 => tag.clone(),
+                    _ => format!("{tag}-member-{k}"),
+                };
+                device.seed(seed);
+                let net = p.model.init(fs.shape, &device);
+                let model =
+                    MarginModel::new(net, p.model.embedding_dim, people.len(), &p.loss, &device);
+                let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(ck_dir));
+                let out = train_classifier(
+                    model,
+                    data,
+                    &train,
+                    &valid,
+                    &p.training,
+                    &p.augment,
+                    seed,
+                    &device,
+                    Some(&ck),
+                    &format!("{}:{}", ctx.stage, fold.name),
+                )?;
+                if let Some(e) = out.resumed_from {
+                    ctx.log(&format!(
+                        "fold {} member {k}: resumed after epoch {e}",
+                        fold.name
+                    ));
+                }
+                nets.push(out.model.valid().net);
+                outcomes.push((out.history, out.best_epoch, out.stop));
             }
-            let net = out.model.valid().net;
             let images: Vec<&[f32]> = (0..fs.items.items.len()).map(|i| fs.item(i)).collect();
-            let vectors = embed_all(&net, &images, fs.shape, &plain);
-            let dim = p.model.embedding_dim;
+            let vectors = embed_ensemble(&nets, &images, fs.shape, &plain);
+            let dim = p.model.embedding_dim * p.members;
             let items = super::fold_items(fs, &train, &valid, &test);
             let (threshold, rule) =
                 threshold_on_validation(&items, &vectors, dim, Similarity::Cosine);
+            let best_epochs: Vec<usize> = outcomes.iter().map(|o| o.1).collect();
+            let (history, best_epoch, stop) = outcomes.swap_remove(0);
             ctx.log(&format!(
-                "fold {}: best epoch {}, threshold {threshold:.4} ({rule})",
-                fold.name, out.best_epoch
+                "fold {}: best epoch {best_epochs:?}, threshold {threshold:.4} ({rule})",
+                fold.name
             ));
             let rel = format!("fold-{tag}");
             let dir = root.join(&rel);
@@ -181,8 +210,9 @@ impl TypedStage for TrainEmbedding {
                     "fold": fold.name,
                     "train_items": train.len(),
                     "valid_items": valid.len(),
-                    "best_epoch": out.best_epoch,
-                    "stop": out.stop,
+                    "best_epoch": best_epoch,
+                    "best_epochs": best_epochs,
+                    "stop": stop,
                     "seed": seed,
                     "backend": ctx.backend.to_string(),
                 }),
@@ -192,13 +222,14 @@ impl TypedStage for TrainEmbedding {
                     "similarity": "cosine",
                     "threshold": threshold,
                     "rule": rule,
+                    "members": p.members,
                 }),
             };
-            save_embedding_net(&dir, &net, &manifest)?;
+            save_embedding_nets(&dir, &nets, &manifest)?;
             profundo_core::plots::training_curves(
                 &dir.join("training.png"),
                 &format!("{} — fold {}", ctx.stage, fold.name),
-                &out.history,
+                &history,
             )?;
             folds.push(FoldEmbeddings {
                 fold: fold.name.clone(),
@@ -208,9 +239,9 @@ impl TypedStage for TrainEmbedding {
                 threshold,
                 threshold_rule: rule,
                 model_dir: Some(rel),
-                history: out.history,
-                best_epoch: out.best_epoch,
-                stop: Some(out.stop),
+                history,
+                best_epoch,
+                stop: Some(stop),
                 seconds: t0.elapsed().as_secs_f64(),
             });
         }
@@ -227,14 +258,16 @@ impl TypedStage for TrainEmbedding {
     }
 }
 
-/// Writes the network's weights and the manifest (last) into `dir`.
-pub fn save_embedding_net(
+/// Writes each member network's weights and the manifest (last) into `dir`.
+pub fn save_embedding_nets(
     dir: &std::path::Path,
-    net: &EmbeddingNet,
+    nets: &[EmbeddingNet],
     manifest: &Manifest,
 ) -> Result<(), StageError> {
     std::fs::create_dir_all(dir).map_err(|e| profundo_core::CoreError::io(dir, e))?;
-    save_weights(&dir.join(WEIGHTS_FILE), net)?;
+    for (k, net) in nets.iter().enumerate() {
+        save_weights(&dir.join(member_weights_file(k)), net)?;
+    }
     profundo_core::fsutil::write_json_atomic(&dir.join(MANIFEST_FILE), manifest)?;
     Ok(())
 }
