@@ -148,7 +148,7 @@ impl TypedStage for TrainEmbedding {
             let mut outcomes = Vec::with_capacity(p.members);
             for k in 0..p.members {
                 // Member 0 keeps the fold's seed and checkpoint folder, as before ensembles.
-                let seed = seed + 7919 * k as u64;
+                let seed = seed.wrapping_add(7919 * k as u64);
                 let ck_dir = match k {
                     0 => tag.clone(),
                     _ => format!("{tag}-member-{k}"),
