@@ -76,16 +76,16 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
         return worker(name, &a, &sampling);
     }
     let selected = selected_models(&a.models)?;
-    let backends = backends(&a)?;
+    let on_cuda = backend::cuda_index(&a.device)?.is_some();
+    let backends = backends(&a, on_cuda)?;
     let threads = rayon_threads();
     let python = (!a.no_pytorch).then(|| python_path(&a));
     let torch = match &python {
         Some(py) => torch_version(py),
         None => Err("skipped (--no-pytorch)".to_string()),
     };
-    let on_cpu = backend::cuda_index(&a.device)?.is_none();
     // GFLOP/s against a peak only means something for the CPU the rows ran on.
-    let cpu = on_cpu.then(|| CpuPeak::read(threads)).flatten();
+    let cpu = (!on_cuda).then(|| CpuPeak::read(threads)).flatten();
     let mut accelerator = None;
 
     let mut rows = Vec::new();
@@ -142,8 +142,7 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
 
 /// The backends to time: `--backends`, else every compiled backend but the deprecated
 /// ndarray on the CPU, and tch alone on CUDA (the only backend that runs there).
-fn backends(a: &BenchModelsArgs) -> anyhow::Result<Vec<BackendKind>> {
-    let on_cuda = backend::cuda_index(&a.device)?.is_some();
+fn backends(a: &BenchModelsArgs, on_cuda: bool) -> anyhow::Result<Vec<BackendKind>> {
     if !a.backends.is_empty() {
         if let Some(b) = a
             .backends

@@ -228,11 +228,14 @@ pub fn side_by_side(per_member: &[Vec<f32>], n: usize) -> Vec<f32> {
         return only.clone();
     }
     let scale = 1.0 / (per_member.len() as f32).sqrt();
+    let rows: Vec<_> = per_member
+        .iter()
+        .map(|m| m.chunks((m.len() / n.max(1)).max(1)).collect::<Vec<_>>())
+        .collect();
     let mut out = Vec::with_capacity(per_member.iter().map(Vec::len).sum());
     for i in 0..n {
-        for member in per_member {
-            let dim = member.len() / n.max(1);
-            out.extend(member[i * dim..(i + 1) * dim].iter().map(|v| v * scale));
+        for member in &rows {
+            out.extend(member[i].iter().map(|v| v * scale));
         }
     }
     out

@@ -12,7 +12,7 @@ use profundo_core::train::{Checkpointer, Examples, TrainConfig, train_classifier
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
-use profundo_pipeline::stages::sanitize;
+use profundo_pipeline::stages::{member_tag, sanitize};
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Similarity};
@@ -149,15 +149,12 @@ impl TypedStage for TrainEmbedding {
             for k in 0..p.members {
                 // Member 0 keeps the fold's seed and checkpoint folder, as before ensembles.
                 let seed = seed.wrapping_add(7919 * k as u64);
-                let ck_dir = match k {
-                    0 => tag.clone(),
-                    _ => format!("{tag}-member-{k}"),
-                };
+                let member = member_tag(&tag, k);
                 device.seed(seed);
                 let net = p.model.init(fs.shape, &device);
                 let model =
                     MarginModel::new(net, p.model.embedding_dim, people.len(), &p.loss, &device);
-                let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(ck_dir));
+                let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&member));
                 let out = train_classifier(
                     model,
                     data,
@@ -171,10 +168,7 @@ impl TypedStage for TrainEmbedding {
                     &format!("{}:{}", ctx.stage, fold.name),
                 )?;
                 if let Some(e) = out.resumed_from {
-                    ctx.log(&format!(
-                        "fold {} member {k}: resumed after epoch {e}",
-                        fold.name
-                    ));
+                    ctx.log(&format!("{member}: resumed after epoch {e}"));
                 }
                 nets.push(out.model.valid().net);
                 outcomes.push((out.history, out.best_epoch, out.stop));

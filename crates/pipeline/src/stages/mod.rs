@@ -8,7 +8,7 @@ mod train;
 pub use eval::EvalClassification;
 pub use export::ExportModel;
 pub use split::{SplitByGroup, SplitByPattern};
-pub use train::{TrainClassifier, argmax, cut_validation, fold_seed, sanitize};
+pub use train::{TrainClassifier, argmax, cut_validation, fold_seed, member_tag, sanitize};
 
 use crate::registry::Registry;
 

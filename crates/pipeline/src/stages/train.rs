@@ -165,11 +165,7 @@ impl TypedStage for TrainClassifier {
                 // Member 0 keeps the fold's seed and checkpoint folder, so a single model
                 // trains exactly as it would without an ensemble.
                 let member_seed = seed.wrapping_add(k as u64);
-                let tag = if k == 0 {
-                    fold.clone()
-                } else {
-                    format!("{fold}-m{k}")
-                };
+                let tag = member_tag(&fold, k);
                 device.seed(member_seed);
                 let model = cfg.init(fs.shape, fs.items.labels.len(), &device);
                 let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&tag));
@@ -313,6 +309,15 @@ pub fn sanitize(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The tag of ensemble member `k` of fold `fold` (its checkpoint folder and log label):
+/// member 0 keeps the fold's own, so a single model resumes exactly as before ensembles.
+pub fn member_tag(fold: &str, k: usize) -> String {
+    match k {
+        0 => fold.to_string(),
+        _ => format!("{fold}-m{k}"),
+    }
 }
 
 /// The seed of one fold: the pipeline seed mixed with the fold name.
