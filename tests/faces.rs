@@ -309,44 +309,33 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
     let model_dir = run.join("model");
     let member = model_dir.join("member-1.safetensors");
     std::fs::remove_file(&member).unwrap();
-    let verify_fails = |needles: &[&str]| {
+    let verify_fails = |model: &Path, needles: &[&str]| {
         fails_with(
             dir,
             &[
                 "faces",
                 "verify",
                 "--model",
-                model_dir.to_str().unwrap(),
+                model.to_str().unwrap(),
                 &s(&img(0, 1)),
                 &s(&img(0, 2)),
             ],
             needles,
         )
     };
-    verify_fails(&["member-1.safetensors"]);
+    verify_fails(&model_dir, &["member-1.safetensors"]);
     // A manifest whose member count is not a count is refused.
     let manifest_path = model_dir.join("manifest.json");
     let mut bad: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     bad["decision"]["members"] = 0.into();
     std::fs::write(&manifest_path, bad.to_string()).unwrap();
-    verify_fails(&["model", "manifest `decision.members` is 0"]);
+    verify_fails(&model_dir, &["model", "manifest `decision.members` is 0"]);
 
     // A speech model is not a face model.
     let bad_model = dir.join("not-a-model");
     std::fs::create_dir_all(&bad_model).unwrap();
-    fails_with(
-        dir,
-        &[
-            "faces",
-            "verify",
-            "--model",
-            bad_model.to_str().unwrap(),
-            &s(&img(0, 1)),
-            &s(&img(0, 2)),
-        ],
-        &["not a model directory"],
-    );
+    verify_fails(&bad_model, &["not a model directory"]);
 }
 
 #[test]

@@ -8,11 +8,11 @@ use std::time::Instant;
 use burn::module::Module;
 use profundo_core::backend;
 use profundo_core::manifest::{MANIFEST_FILE, Manifest, save_weights};
-use profundo_core::train::{Checkpointer, Examples, TrainConfig, train_classifier};
+use profundo_core::train::{Examples, TrainConfig};
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
-use profundo_pipeline::stages::{member_tag, sanitize};
+use profundo_pipeline::stages::{FoldTraining, member_tag, sanitize};
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Similarity};
@@ -144,32 +144,23 @@ impl TypedStage for TrainEmbedding {
             };
             let t0 = Instant::now();
             let tag = sanitize(&fold.name);
+            let fold_training = FoldTraining {
+                data,
+                train: &train,
+                valid: &valid,
+                config: &p.training,
+                augment: &p.augment,
+                device: &device,
+            };
             let mut nets = Vec::with_capacity(p.members);
             let mut outcomes = Vec::with_capacity(p.members);
             for k in 0..p.members {
                 // Member 0 keeps the fold's seed and checkpoint folder, as before ensembles.
-                let seed = seed.wrapping_add(7919 * k as u64);
-                let member = member_tag(&tag, k);
-                device.seed(seed);
-                let net = p.model.init(fs.shape, &device);
-                let model =
-                    MarginModel::new(net, p.model.embedding_dim, people.len(), &p.loss, &device);
-                let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&member));
-                let out = train_classifier(
-                    model,
-                    data,
-                    &train,
-                    &valid,
-                    &p.training,
-                    &p.augment,
-                    seed,
-                    &device,
-                    Some(&ck),
-                    &format!("{}:{}", ctx.stage, fold.name),
-                )?;
-                if let Some(e) = out.resumed_from {
-                    ctx.log(&format!("{member}: resumed after epoch {e}"));
-                }
+                let member_seed = seed.wrapping_add(7919 * k as u64);
+                let out = fold_training.member(ctx, &member_tag(&tag, k), member_seed, |d| {
+                    let net = p.model.init(fs.shape, d);
+                    MarginModel::new(net, p.model.embedding_dim, people.len(), &p.loss, d)
+                })?;
                 nets.push(out.model.valid().net);
                 outcomes.push((out.history, out.best_epoch, out.stop));
             }

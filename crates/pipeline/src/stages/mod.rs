@@ -8,7 +8,9 @@ mod train;
 pub use eval::EvalClassification;
 pub use export::ExportModel;
 pub use split::{SplitByGroup, SplitByPattern};
-pub use train::{TrainClassifier, argmax, cut_validation, fold_seed, member_tag, sanitize};
+pub use train::{
+    FoldTraining, TrainClassifier, argmax, cut_validation, fold_seed, member_tag, sanitize,
+};
 
 use crate::registry::Registry;
 

@@ -5,11 +5,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
+use burn::tensor::Device;
 use profundo_core::augment::Augment2dConfig;
+use profundo_core::augment::Augmenter;
 use profundo_core::backend;
 use profundo_core::manifest::{Manifest, save_conv_ensemble};
+use profundo_core::model::Classifier;
 use profundo_core::model::ConvClassifierConfig;
-use profundo_core::train::{Checkpointer, Examples, TrainConfig, predict_proba, train_classifier};
+use profundo_core::train::{
+    Checkpointer, Examples, TrainConfig, TrainOutcome, predict_proba, train_classifier,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -156,6 +161,14 @@ impl TypedStage for TrainClassifier {
             ));
             let configs: Vec<&ConvClassifierConfig> =
                 std::iter::once(&p.model).chain(&p.ensemble).collect();
+            let fold_training = FoldTraining {
+                data,
+                train: &train,
+                valid: &valid,
+                config: &p.training,
+                augment: &p.augment,
+                device: &device,
+            };
             let t0 = Instant::now();
             let mut members = Vec::with_capacity(configs.len());
             // History, best epoch and stop reason reported for the fold: member 0's.
@@ -164,28 +177,10 @@ impl TypedStage for TrainClassifier {
             for (k, cfg) in configs.iter().enumerate() {
                 // Member 0 keeps the fold's seed and checkpoint folder, so a single model
                 // trains exactly as it would without an ensemble.
-                let member_seed = seed.wrapping_add(k as u64);
                 let tag = member_tag(&fold, k);
-                device.seed(member_seed);
-                let model = cfg.init(fs.shape, fs.items.labels.len(), &device);
-                let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(&tag));
-                let out = train_classifier(
-                    model,
-                    data,
-                    &train,
-                    &valid,
-                    &p.training,
-                    &p.augment,
-                    member_seed,
-                    &device,
-                    Some(&ck),
-                    &format!("{}:{tag}", ctx.stage),
-                )?;
-                if let Some(e) = out.resumed_from {
-                    ctx.log(&format!(
-                        "fold {tag}: resumed from the checkpoint after epoch {e}"
-                    ));
-                }
+                let out = fold_training.member(ctx, &tag, seed.wrapping_add(k as u64), |d| {
+                    cfg.init(fs.shape, fs.items.labels.len(), d)
+                })?;
                 for r in &out.history {
                     ctx.log(&format!(
                         "fold {tag} epoch {}: loss {:.4} acc {:.4} valid_loss {} valid_acc {} lr {:.2e}",
@@ -309,6 +304,58 @@ pub fn sanitize(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// What every network of one fold trains on: the examples, the fold's training and
+/// validation items, the training settings and the augmentation.
+pub struct FoldTraining<'a> {
+    /// The examples (all items; `train` and `valid` index them).
+    pub data: Examples<'a>,
+    /// Items fitted on.
+    pub train: &'a [usize],
+    /// Items that pick the best epoch.
+    pub valid: &'a [usize],
+    /// Epochs, batch size, optimiser and schedule.
+    pub config: &'a TrainConfig,
+    /// On-the-fly augmentation of the training batches.
+    pub augment: &'a dyn Augmenter,
+    /// The training (autodiff) device.
+    pub device: &'a Device,
+}
+
+impl FoldTraining<'_> {
+    /// Trains one network tagged `tag` (see [`member_tag`]): seeds the device with `seed`,
+    /// builds the model with `init`, and trains it with checkpoints under the stage's
+    /// `checkpoints/<tag>`, so an interrupted run resumes it; a resume is logged.
+    pub fn member<M: Classifier>(
+        &self,
+        ctx: &mut StageContext,
+        tag: &str,
+        seed: u64,
+        init: impl FnOnce(&Device) -> M,
+    ) -> Result<TrainOutcome<M>, StageError> {
+        self.device.seed(seed);
+        let model = init(self.device);
+        let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(tag));
+        let out = train_classifier(
+            model,
+            self.data,
+            self.train,
+            self.valid,
+            self.config,
+            self.augment,
+            seed,
+            self.device,
+            Some(&ck),
+            &format!("{}:{tag}", ctx.stage),
+        )?;
+        if let Some(e) = out.resumed_from {
+            ctx.log(&format!(
+                "fold {tag}: resumed from the checkpoint after epoch {e}"
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// The tag of ensemble member `k` of fold `fold` (its checkpoint folder and log label):
