@@ -175,6 +175,78 @@ fn missing_or_empty_dataset_directory() {
     );
 }
 
+#[test]
+fn extra_dataset_directories_are_checked_and_their_clips_kept_out_of_testing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tiny_fsdd(tmp.path(), &["jackson", "theo"], 2);
+    let extra = tmp.path().join("synthetic");
+    std::fs::create_dir(&extra).unwrap();
+    for d in 0..10 {
+        std::fs::copy(
+            wav.join(format!("{d}_jackson_0.wav")),
+            extra.join(format!("{d}_tts01_0.wav")),
+        )
+        .unwrap();
+    }
+    let split = "[stages.split]\nkind = \"split.by_group\"\ninputs = [\"audio\"]\n";
+    let pipeline = |extra_paths: &str, split_params: &str| {
+        format!(
+            "{HEAD}[stages.audio]\nkind = \"speech.load_wav\"\npath = \"{}\"\nextra_paths = [{extra_paths}]\n\n{split}{split_params}\n",
+            wav.display()
+        )
+    };
+    let quoted = format!("\"{}\"", extra.display());
+    let o = run_audio(
+        tmp.path(),
+        &pipeline(
+            &quoted,
+            "leave_one_out = true\ntrain_only_groups = \"tts.*\"\n",
+        ),
+    );
+    assert!(o.ok, "{}", o.all());
+    assert!(o.stderr.contains("50 clips"), "{}", o.stderr);
+    for speaker in ["jackson", "theo"] {
+        assert!(
+            o.stderr
+                .contains(&format!("fold {speaker}: 30 train items, 20 test items")),
+            "{}",
+            o.stderr
+        );
+    }
+    assert!(!o.stderr.contains("fold tts01"), "{}", o.stderr);
+    // A synthetic voice cannot be the test set.
+    let o = run_audio(
+        tmp.path(),
+        &pipeline(
+            &quoted,
+            "test_groups = [\"tts01\"]\ntrain_only_groups = \"tts.*\"\n",
+        ),
+    );
+    assert!(
+        !o.ok && o.stderr.contains("matches train_only_groups"),
+        "{}",
+        o.all()
+    );
+    // A missing extra directory is named.
+    let missing = format!("\"{}\"", tmp.path().join("nowhere").display());
+    let o = run_audio(tmp.path(), &pipeline(&missing, "leave_one_out = true\n"));
+    assert!(
+        !o.ok && o.stderr.contains("nowhere") && o.stderr.contains("does not exist"),
+        "{}",
+        o.all()
+    );
+    // The same clip name in two directories is ambiguous.
+    std::fs::copy(wav.join("3_theo_1.wav"), extra.join("3_theo_1.wav")).unwrap();
+    let o = run_audio(tmp.path(), &pipeline(&quoted, "leave_one_out = true\n"));
+    assert!(
+        !o.ok
+            && o.stderr.contains("3_theo_1")
+            && o.stderr.contains("more than one dataset directory"),
+        "{}",
+        o.all()
+    );
+}
+
 /// Adds the three kinds of broken WAV to a dataset directory.
 fn add_broken(wav: &Path) {
     std::fs::write(wav.join("1_theo_90.wav"), b"").unwrap();

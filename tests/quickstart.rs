@@ -49,6 +49,10 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     assert_eq!(manifest["labels"].as_array().unwrap().len(), 10);
     assert_eq!(manifest["features"]["kind"], "speech.mfcc");
     assert_eq!(
+        manifest["features"]["pre_emphasis"], 0.97,
+        "the app must prepare clips as training did"
+    );
+    assert_eq!(
         manifest["training"]["fold"], "final",
         "the exported model is trained on all speakers"
     );

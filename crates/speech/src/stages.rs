@@ -85,6 +85,10 @@ const AUDIO_IN: &[Slot] = &[Slot {
 pub struct LoadWavParams {
     /// Directory of WAV files.
     pub path: PathBuf,
+    /// More directories read the same way and added to the set, e.g. synthetic voices for
+    /// training (a split's `train_only_groups` keeps them out of every test set).
+    #[serde(default)]
+    pub extra_paths: Vec<PathBuf>,
     /// How file names (without `.wav`) encode metadata: `{label}` is required, `{group}`
     /// (e.g. the speaker) is used by group splits, other `{fields}` are kept.
     #[serde(default = "default_pattern")]
@@ -137,10 +141,10 @@ impl TypedStage for LoadWav {
     }
 
     fn reads(p: &Self::Params, pipeline_dir: &Path) -> Vec<PathBuf> {
-        vec![profundo_pipeline::registry::data_path(
-            &p.path,
-            pipeline_dir,
-        )]
+        std::iter::once(&p.path)
+            .chain(&p.extra_paths)
+            .map(|d| profundo_pipeline::registry::data_path(d, pipeline_dir))
+            .collect()
     }
 
     fn run(
@@ -148,14 +152,18 @@ impl TypedStage for LoadWav {
         ctx: &mut StageContext,
         _inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let dir = ctx.resolve(&p.path);
-        let set = load_dir(&dir, p, ctx)?;
+        let dirs: Vec<PathBuf> = std::iter::once(&p.path)
+            .chain(&p.extra_paths)
+            .map(|d| ctx.resolve(d))
+            .collect();
+        let set = load_dirs(&dirs, p, ctx)?;
         ctx.log(&set.summary());
         Ok(Arc::new(set))
     }
 }
 
-fn load_dir(dir: &Path, p: &LoadWavParams, ctx: &mut StageContext) -> Result<AudioSet, StageError> {
+/// The sorted `.wav` files of one dataset directory (an error if it has none).
+fn wav_files(dir: &Path) -> Result<Vec<PathBuf>, StageError> {
     if !dir.is_dir() {
         return Err(StageError::data(
             dir,
@@ -173,6 +181,20 @@ fn load_dir(dir: &Path, p: &LoadWavParams, ctx: &mut StageContext) -> Result<Aud
             dir,
             "no .wav files in the dataset directory",
         ));
+    }
+    Ok(files)
+}
+
+/// Reads the clips of `dirs` (the first is `path`, for messages about the whole set).
+fn load_dirs(
+    dirs: &[PathBuf],
+    p: &LoadWavParams,
+    ctx: &mut StageContext,
+) -> Result<AudioSet, StageError> {
+    let dir = dirs[0].as_path();
+    let mut files = Vec::new();
+    for d in dirs {
+        files.extend(wav_files(d)?);
     }
     let template = Template::parse(&p.name_pattern).map_err(StageError::Other)?;
     let results: Vec<Result<(ItemMeta, Vec<f32>), String>> = files
@@ -244,6 +266,16 @@ fn load_dir(dir: &Path, p: &LoadWavParams, ctx: &mut StageContext) -> Result<Aud
     }
     if items.is_empty() {
         return Err(StageError::data(dir, "no usable clips"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = items.iter().find(|m| !seen.insert(m.name.as_str())) {
+        return Err(StageError::data(
+            Path::new(&dup.path),
+            format!(
+                "clip name `{}` occurs in more than one dataset directory; names identify clips",
+                dup.name
+            ),
+        ));
     }
     let items = Items::new(items);
     let fingerprint = items.fingerprint();
@@ -436,6 +468,8 @@ pub struct SpectralParams {
     pub trim_db: Option<f32>,
     /// Per-clip normalisation: `none`, `utterance` or `band` (per mel band over time).
     pub normalize: Normalize,
+    /// Pre-emphasis coefficient (e.g. 0.97; omit: none), applied after trimming.
+    pub pre_emphasis: Option<f32>,
 }
 
 impl Default for SpectralParams {
@@ -451,6 +485,7 @@ impl Default for SpectralParams {
             frames: 48,
             trim_db: Some(40.0),
             normalize: Normalize::Band,
+            pre_emphasis: None,
         }
     }
 }
@@ -481,6 +516,7 @@ fn featurize(
         frames: p.frames,
         trim_db: p.trim_db,
         normalize: p.normalize,
+        pre_emphasis: p.pre_emphasis,
     };
     let f = Featurizer::new(&cfg)?;
     let shape = f.shape();
@@ -502,6 +538,9 @@ fn check_spectral(p: &SpectralParams, mfcc: bool) -> Result<(), (String, String)
     }
     if p.frames == 0 {
         return Err(("frames".into(), "must be positive".into()));
+    }
+    if p.pre_emphasis.is_some_and(|a| !(0.0..1.0).contains(&a)) {
+        return Err(("pre_emphasis".into(), "must be in [0, 1)".into()));
     }
     if p.n_fft < 16 || p.hop_length == 0 || p.n_mels == 0 {
         return Err((

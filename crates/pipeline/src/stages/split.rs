@@ -28,6 +28,28 @@ fn items_of(inputs: &[Option<Arc<dyn Artifact>>]) -> Result<&Items, StageError> 
     })
 }
 
+/// Groups matching `pattern` (a split's `train_only_groups`, anchored at both ends) are
+/// training data only: never held out, never a fold of their own.
+fn train_only_regex(pattern: &Option<String>) -> Result<Option<regex::Regex>, regex::Error> {
+    pattern
+        .as_deref()
+        .map(|p| regex::Regex::new(&format!("^(?:{p})$")))
+        .transpose()
+}
+
+fn train_only(pattern: &Option<String>) -> Result<Option<regex::Regex>, StageError> {
+    train_only_regex(pattern).map_err(|e| StageError::Other(format!("train_only_groups: {e}")))
+}
+
+fn check_train_only(pattern: &Option<String>) -> Result<(), (String, String)> {
+    train_only_regex(pattern).map(|_| ()).map_err(|e| {
+        (
+            "train_only_groups".into(),
+            format!("invalid regular expression: {e}"),
+        )
+    })
+}
+
 /// Logs fold sizes, and how many test groups were never seen in training.
 fn describe(ctx: &mut StageContext, items: &Items, split: &Split) {
     for f in &split.folds {
@@ -66,6 +88,9 @@ pub struct ByGroupParams {
     /// Group k-fold: shuffle the groups with the pipeline seed and deal them into this many
     /// folds; each fold holds its groups out (every group is tested exactly once).
     pub group_folds: usize,
+    /// Regular expression (matching a whole group name): these groups are training data
+    /// only, e.g. synthetic voices; they are never held out and make no fold.
+    pub train_only_groups: Option<String>,
 }
 
 /// Splits by group (e.g. speaker): no test group is ever seen in training.
@@ -80,6 +105,7 @@ impl TypedStage for SplitByGroup {
     const OUTPUT: &'static str = Split::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {
+        check_train_only(&p.train_only_groups)?;
         let chosen = usize::from(!p.test_groups.is_empty())
             + usize::from(p.leave_one_out)
             + usize::from(p.group_folds > 0);
@@ -103,80 +129,97 @@ impl TypedStage for SplitByGroup {
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
         let items = items_of(inputs)?;
-        let groups = items.groups();
-        let fold_for = |held: &[String]| Fold {
-            name: held.join("+"),
-            test: items
-                .items
-                .iter()
-                .filter(|i| !i.is_augmented() && held.contains(&i.group))
-                .map(|i| i.name.clone())
-                .collect(),
-        };
-        let split = if p.group_folds > 0 {
-            if groups.len() < p.group_folds {
-                return Err(StageError::Other(format!(
-                    "group_folds = {} needs at least as many groups, found {}",
-                    p.group_folds,
-                    groups.len()
-                )));
-            }
-            let mut shuffled = groups.clone();
-            shuffled.shuffle(&mut StdRng::seed_from_u64(ctx.seed ^ 0x6A0F));
-            let folds = (0..p.group_folds)
-                .map(|k| {
-                    let mut held: Vec<String> = shuffled
-                        .iter()
-                        .skip(k)
-                        .step_by(p.group_folds)
-                        .cloned()
-                        .collect();
-                    held.sort();
-                    let mut f = fold_for(&held);
-                    f.name = format!("groups-{}", k + 1);
-                    f
-                })
-                .collect();
-            Split {
-                protocol: format!(
-                    "group {}-fold over {} groups (seed {})",
-                    p.group_folds,
-                    groups.len(),
-                    ctx.seed
-                ),
-                folds,
-            }
-        } else if p.leave_one_out {
-            if groups.len() < 2 {
-                return Err(StageError::Other(format!(
-                    "leave_one_out needs at least 2 groups, found {}",
-                    groups.len()
-                )));
-            }
-            Split {
-                protocol: format!("leave-one-group-out over {} groups", groups.len()),
-                folds: groups
-                    .iter()
-                    .map(|g| fold_for(std::slice::from_ref(g)))
-                    .collect(),
-            }
-        } else {
-            for g in &p.test_groups {
-                if !groups.contains(g) {
-                    return Err(StageError::Other(format!(
-                        "test group `{g}` does not occur in the data (groups: {})",
-                        groups.join(", ")
-                    )));
-                }
-            }
-            Split {
-                protocol: format!("held-out groups: {}", p.test_groups.join(", ")),
-                folds: vec![fold_for(&p.test_groups)],
-            }
-        };
+        let split = group_split(p, items, ctx.seed)?;
         describe(ctx, items, &split);
         Ok(Arc::new(split))
     }
+}
+
+/// The folds of `split.by_group` over `items` (`seed` shuffles groups for `group_folds`).
+fn group_split(p: &ByGroupParams, items: &Items, seed: u64) -> Result<Split, StageError> {
+    let only_train = train_only(&p.train_only_groups)?;
+    let is_train_only = |g: &str| only_train.as_ref().is_some_and(|re| re.is_match(g));
+    let groups: Vec<String> = items
+        .groups()
+        .into_iter()
+        .filter(|g| !is_train_only(g))
+        .collect();
+    let fold_for = |held: &[String]| Fold {
+        name: held.join("+"),
+        test: items
+            .items
+            .iter()
+            .filter(|i| !i.is_augmented() && held.contains(&i.group))
+            .map(|i| i.name.clone())
+            .collect(),
+    };
+    let split = if p.group_folds > 0 {
+        if groups.len() < p.group_folds {
+            return Err(StageError::Other(format!(
+                "group_folds = {} needs at least as many groups, found {}",
+                p.group_folds,
+                groups.len()
+            )));
+        }
+        let mut shuffled = groups.clone();
+        shuffled.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x6A0F));
+        let folds = (0..p.group_folds)
+            .map(|k| {
+                let mut held: Vec<String> = shuffled
+                    .iter()
+                    .skip(k)
+                    .step_by(p.group_folds)
+                    .cloned()
+                    .collect();
+                held.sort();
+                let mut f = fold_for(&held);
+                f.name = format!("groups-{}", k + 1);
+                f
+            })
+            .collect();
+        Split {
+            protocol: format!(
+                "group {}-fold over {} groups (seed {})",
+                p.group_folds,
+                groups.len(),
+                seed
+            ),
+            folds,
+        }
+    } else if p.leave_one_out {
+        if groups.len() < 2 {
+            return Err(StageError::Other(format!(
+                "leave_one_out needs at least 2 groups, found {}",
+                groups.len()
+            )));
+        }
+        Split {
+            protocol: format!("leave-one-group-out over {} groups", groups.len()),
+            folds: groups
+                .iter()
+                .map(|g| fold_for(std::slice::from_ref(g)))
+                .collect(),
+        }
+    } else {
+        for g in &p.test_groups {
+            if is_train_only(g) {
+                return Err(StageError::Other(format!(
+                    "test group `{g}` matches train_only_groups"
+                )));
+            }
+            if !groups.contains(g) {
+                return Err(StageError::Other(format!(
+                    "test group `{g}` does not occur in the data (groups: {})",
+                    groups.join(", ")
+                )));
+            }
+        }
+        Split {
+            protocol: format!("held-out groups: {}", p.test_groups.join(", ")),
+            folds: vec![fold_for(&p.test_groups)],
+        }
+    };
+    Ok(split)
 }
 
 /// Parameters of `split.by_pattern`.
@@ -188,6 +231,10 @@ pub struct ByPatternParams {
     /// Fold name.
     #[serde(default = "default_fold_name")]
     pub name: String,
+    /// Regular expression (matching a whole group name): items of these groups are
+    /// training data only, whatever their name.
+    #[serde(default)]
+    pub train_only_groups: Option<String>,
 }
 
 fn default_fold_name() -> String {
@@ -205,6 +252,7 @@ impl TypedStage for SplitByPattern {
     const OUTPUT: &'static str = Split::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), (String, String)> {
+        check_train_only(&p.train_only_groups)?;
         regex::Regex::new(&p.test)
             .map(|_| ())
             .map_err(|e| ("test".into(), format!("invalid regular expression: {e}")))
@@ -216,27 +264,124 @@ impl TypedStage for SplitByPattern {
         inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
         let items = items_of(inputs)?;
-        let re = regex::Regex::new(&p.test).map_err(|e| StageError::Other(e.to_string()))?;
-        let test: BTreeSet<String> = items
-            .items
-            .iter()
-            .filter(|i| !i.is_augmented() && re.is_match(&i.name))
-            .map(|i| i.name.clone())
-            .collect();
-        if test.is_empty() {
-            return Err(StageError::Other(format!(
-                "pattern `{}` matches no item name",
-                p.test
-            )));
-        }
-        let split = Split {
-            protocol: format!("item names matching `{}` are test items", p.test),
-            folds: vec![Fold {
-                name: p.name.clone(),
-                test,
-            }],
-        };
+        let split = pattern_split(p, items)?;
         describe(ctx, items, &split);
         Ok(Arc::new(split))
+    }
+}
+
+/// The one fold of `split.by_pattern` over `items`.
+fn pattern_split(p: &ByPatternParams, items: &Items) -> Result<Split, StageError> {
+    let re = regex::Regex::new(&p.test).map_err(|e| StageError::Other(e.to_string()))?;
+    let only_train = train_only(&p.train_only_groups)?;
+    let test: BTreeSet<String> = items
+        .items
+        .iter()
+        .filter(|i| !i.is_augmented() && re.is_match(&i.name))
+        .filter(|i| !only_train.as_ref().is_some_and(|t| t.is_match(&i.group)))
+        .map(|i| i.name.clone())
+        .collect();
+    if test.is_empty() {
+        return Err(StageError::Other(format!(
+            "pattern `{}` matches no item name",
+            p.test
+        )));
+    }
+    let split = Split {
+        protocol: format!("item names matching `{}` are test items", p.test),
+        folds: vec![Fold {
+            name: p.name.clone(),
+            test,
+        }],
+    };
+    Ok(split)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifacts::ItemMeta;
+
+    /// Two clips of each of `groups`, named `{label}_{group}_{take}`.
+    fn items(groups: &[&str]) -> Items {
+        let items = groups
+            .iter()
+            .flat_map(|g| {
+                (0..2).map(move |take| ItemMeta {
+                    name: format!("1_{g}_{take}"),
+                    source: None,
+                    label: "1".into(),
+                    group: g.to_string(),
+                    fields: Default::default(),
+                    path: format!("{g}/{take}.wav"),
+                })
+            })
+            .collect();
+        Items::new(items)
+    }
+
+    #[test]
+    fn train_only_groups_make_no_fold_and_are_never_tested() {
+        let data = items(&["ann", "bob", "tts01", "tts02"]);
+        let p = ByGroupParams {
+            leave_one_out: true,
+            train_only_groups: Some("tts.*".into()),
+            ..Default::default()
+        };
+        let split = group_split(&p, &data, 1).unwrap();
+        let names: Vec<&str> = split.folds.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["ann", "bob"]);
+        for f in &split.folds {
+            let (train, test) = f.partition(&data.items);
+            assert_eq!(test.len(), 2);
+            assert_eq!(
+                train.len(),
+                6,
+                "the other speaker and both synthetic voices"
+            );
+        }
+        // Without the setting, every group is a fold.
+        let p = ByGroupParams {
+            train_only_groups: None,
+            ..p
+        };
+        assert_eq!(group_split(&p, &data, 1).unwrap().folds.len(), 4);
+    }
+
+    #[test]
+    fn train_only_groups_match_whole_names_and_cannot_be_test_groups() {
+        let data = items(&["ann", "tts01", "xtts01"]);
+        let p = ByGroupParams {
+            group_folds: 2,
+            train_only_groups: Some("tts.*".into()),
+            ..Default::default()
+        };
+        let split = group_split(&p, &data, 3).unwrap();
+        let held: BTreeSet<String> = split.folds.iter().flat_map(|f| f.test.clone()).collect();
+        assert!(
+            held.contains("1_xtts01_0"),
+            "anchored: `xtts01` is not train-only"
+        );
+        assert!(!held.iter().any(|n| n.contains("_tts01_")));
+        let p = ByGroupParams {
+            test_groups: vec!["tts01".into()],
+            train_only_groups: Some("tts.*".into()),
+            ..Default::default()
+        };
+        let err = group_split(&p, &data, 3).unwrap_err().to_string();
+        assert!(err.contains("matches train_only_groups"), "{err}");
+        assert!(check_train_only(&Some("(".into())).is_err());
+    }
+
+    #[test]
+    fn pattern_split_leaves_train_only_groups_in_training() {
+        let data = items(&["ann", "tts01"]);
+        let p = ByPatternParams {
+            test: "_0$".into(),
+            name: "takes".into(),
+            train_only_groups: Some("tts01".into()),
+        };
+        let split = pattern_split(&p, &data).unwrap();
+        assert_eq!(split.folds[0].test.iter().collect::<Vec<_>>(), ["1_ann_0"]);
     }
 }
