@@ -272,7 +272,7 @@ fn load_dirs(
         return Err(StageError::data(
             Path::new(&dup.path),
             format!(
-                "clip name `{}` occurs in more than one dataset directory; names identify clips",
+                "clip name `{}` occurs twice; names must be unique across `path` and `extra_paths`",
                 dup.name
             ),
         ));
