@@ -102,6 +102,13 @@ pub struct LoadWavParams {
     pub max_bad_fraction: f64,
 }
 
+impl LoadWavParams {
+    /// `path`, then the `extra_paths`, as written in the pipeline.
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.path).chain(&self.extra_paths)
+    }
+}
+
 fn default_pattern() -> String {
     "{label}_{group}_{take}".into()
 }
@@ -141,8 +148,7 @@ impl TypedStage for LoadWav {
     }
 
     fn reads(p: &Self::Params, pipeline_dir: &Path) -> Vec<PathBuf> {
-        std::iter::once(&p.path)
-            .chain(&p.extra_paths)
+        p.dirs()
             .map(|d| profundo_pipeline::registry::data_path(d, pipeline_dir))
             .collect()
     }
@@ -152,10 +158,7 @@ impl TypedStage for LoadWav {
         ctx: &mut StageContext,
         _inputs: &[Option<Arc<dyn Artifact>>],
     ) -> Result<Arc<dyn Artifact>, StageError> {
-        let dirs: Vec<PathBuf> = std::iter::once(&p.path)
-            .chain(&p.extra_paths)
-            .map(|d| ctx.resolve(d))
-            .collect();
+        let dirs: Vec<PathBuf> = p.dirs().map(|d| ctx.resolve(d)).collect();
         let set = load_dirs(&dirs, p, ctx)?;
         ctx.log(&set.summary());
         Ok(Arc::new(set))
@@ -195,6 +198,17 @@ fn load_dirs(
     let mut files = Vec::new();
     for d in dirs {
         files.extend(wav_files(d)?);
+    }
+    // A clip's name is its file stem; two files with one stem would be one item twice.
+    let mut stems = std::collections::HashSet::new();
+    if let Some(dup) = files.iter().find(|f| !stems.insert(f.file_stem())) {
+        return Err(StageError::data(
+            dup,
+            format!(
+                "clip name `{}` occurs twice; names must be unique across `path` and `extra_paths`",
+                dup.file_stem().unwrap_or_default().to_string_lossy()
+            ),
+        ));
     }
     let template = Template::parse(&p.name_pattern).map_err(StageError::Other)?;
     let results: Vec<Result<(ItemMeta, Vec<f32>), String>> = files
@@ -266,16 +280,6 @@ fn load_dirs(
     }
     if items.is_empty() {
         return Err(StageError::data(dir, "no usable clips"));
-    }
-    let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = items.iter().find(|m| !seen.insert(m.name.as_str())) {
-        return Err(StageError::data(
-            Path::new(&dup.path),
-            format!(
-                "clip name `{}` occurs twice; names must be unique across `path` and `extra_paths`",
-                dup.name
-            ),
-        ));
     }
     let items = Items::new(items);
     let fingerprint = items.fingerprint();

@@ -28,21 +28,30 @@ fn items_of(inputs: &[Option<Arc<dyn Artifact>>]) -> Result<&Items, StageError> 
     })
 }
 
-/// Groups matching `pattern` (a split's `train_only_groups`, anchored at both ends) are
-/// training data only: never held out, never a fold of their own.
-fn train_only_regex(pattern: &Option<String>) -> Result<Option<regex::Regex>, regex::Error> {
-    pattern
-        .as_deref()
-        .map(|p| regex::Regex::new(&format!("^(?:{p})$")))
-        .transpose()
-}
+/// A split's `train_only_groups`: groups matching it (anchored at both ends) are training
+/// data only, never held out and never a fold of their own.
+struct TrainOnly(Option<regex::Regex>);
 
-fn train_only(pattern: &Option<String>) -> Result<Option<regex::Regex>, StageError> {
-    train_only_regex(pattern).map_err(|e| StageError::Other(format!("train_only_groups: {e}")))
+impl TrainOnly {
+    fn new(pattern: &Option<String>) -> Result<Self, regex::Error> {
+        let re = pattern
+            .as_deref()
+            .map(|p| regex::Regex::new(&format!("^(?:{p})$")));
+        re.transpose().map(Self)
+    }
+
+    /// For `run`: the pattern was checked before, so an error here is unexpected.
+    fn of(pattern: &Option<String>) -> Result<Self, StageError> {
+        Self::new(pattern).map_err(|e| StageError::Other(format!("train_only_groups: {e}")))
+    }
+
+    fn contains(&self, group: &str) -> bool {
+        self.0.as_ref().is_some_and(|re| re.is_match(group))
+    }
 }
 
 fn check_train_only(pattern: &Option<String>) -> Result<(), (String, String)> {
-    train_only_regex(pattern).map(|_| ()).map_err(|e| {
+    TrainOnly::new(pattern).map(|_| ()).map_err(|e| {
         (
             "train_only_groups".into(),
             format!("invalid regular expression: {e}"),
@@ -137,12 +146,11 @@ impl TypedStage for SplitByGroup {
 
 /// The folds of `split.by_group` over `items` (`seed` shuffles groups for `group_folds`).
 fn group_split(p: &ByGroupParams, items: &Items, seed: u64) -> Result<Split, StageError> {
-    let only_train = train_only(&p.train_only_groups)?;
-    let is_train_only = |g: &str| only_train.as_ref().is_some_and(|re| re.is_match(g));
+    let train_only = TrainOnly::of(&p.train_only_groups)?;
     let groups: Vec<String> = items
         .groups()
         .into_iter()
-        .filter(|g| !is_train_only(g))
+        .filter(|g| !train_only.contains(g))
         .collect();
     let fold_for = |held: &[String]| Fold {
         name: held.join("+"),
@@ -202,7 +210,7 @@ fn group_split(p: &ByGroupParams, items: &Items, seed: u64) -> Result<Split, Sta
         }
     } else {
         for g in &p.test_groups {
-            if is_train_only(g) {
+            if train_only.contains(g) {
                 return Err(StageError::Other(format!(
                     "test group `{g}` matches train_only_groups"
                 )));
@@ -273,12 +281,12 @@ impl TypedStage for SplitByPattern {
 /// The one fold of `split.by_pattern` over `items`.
 fn pattern_split(p: &ByPatternParams, items: &Items) -> Result<Split, StageError> {
     let re = regex::Regex::new(&p.test).map_err(|e| StageError::Other(e.to_string()))?;
-    let only_train = train_only(&p.train_only_groups)?;
+    let train_only = TrainOnly::of(&p.train_only_groups)?;
     let test: BTreeSet<String> = items
         .items
         .iter()
         .filter(|i| !i.is_augmented() && re.is_match(&i.name))
-        .filter(|i| !only_train.as_ref().is_some_and(|t| t.is_match(&i.group)))
+        .filter(|i| !train_only.contains(&i.group))
         .map(|i| i.name.clone())
         .collect();
     if test.is_empty() {
@@ -287,14 +295,13 @@ fn pattern_split(p: &ByPatternParams, items: &Items) -> Result<Split, StageError
             p.test
         )));
     }
-    let split = Split {
+    Ok(Split {
         protocol: format!("item names matching `{}` are test items", p.test),
         folds: vec![Fold {
             name: p.name.clone(),
             test,
         }],
-    };
-    Ok(split)
+    })
 }
 
 #[cfg(test)]
