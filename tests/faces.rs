@@ -338,6 +338,64 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
     verify_fails(&bad_model, &["not a model directory"]);
 }
 
+/// Open set on generated people, three group folds, the threshold calibrated on the other
+/// folds' test people: every fold is judged at the mean of the *other* folds' equal-error
+/// thresholds, and the exported model carries its fold's calibrated threshold.
+#[test]
+fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let root = synthetic_faces(dir, 6, 4);
+    let pipeline = tiny_faces_pipeline(&root)
+        .replace(
+            "kind = \"split.by_pattern\"\ninputs = [\"faces\"]\ntest = \"/[56]$\"\nname = \"closed\"",
+            "kind = \"split.by_group\"\ninputs = [\"faces\"]\ngroup_folds = 3",
+        )
+        .replace("members = 2", "members = 1")
+        .replace(
+            "inputs = { embeddings = \"train\", baseline = \"eigenfaces\" }",
+            "inputs = { embeddings = \"train\" }\nthreshold = \"other_folds\"\ntarget_far = 0.05",
+        )
+        .replace(
+            "inputs = [\"train\", \"evaluate\"]",
+            "inputs = [\"train\", \"evaluate\"]\nfold = \"groups-2\"",
+        );
+    assert!(pipeline.contains("other_folds") && pipeline.contains("by_group"));
+    let pipeline = write(dir, "open.toml", &pipeline);
+    let out = ok(dir, &["run", pipeline.to_str().unwrap()]);
+    let run = run_dir(&out, dir);
+    let m = metrics(&run);
+    let folds = m["evaluate"]["model"]["folds"].as_object().unwrap();
+    assert_eq!(folds.len(), 3);
+    let judged = |f: &str| folds[f]["threshold"].as_f64().unwrap();
+    for (name, fold) in folds {
+        let rule = fold["threshold_rule"].as_str().unwrap();
+        assert!(
+            rule.contains("at FAR 5% of the other 2 folds"),
+            "{name}: {rule}"
+        );
+        assert!(fold["open_set"]["rejection_rate_not_enrolled"].is_number());
+    }
+    let decision = &m["evaluate"]["decision"]["groups-2"];
+    assert_eq!(decision["threshold"].as_f64(), Some(judged("groups-2")));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["training"]["fold"], "groups-2");
+    assert_eq!(
+        manifest["decision"]["threshold"].as_f64(),
+        Some(judged("groups-2")),
+        "the app decides at the calibrated threshold"
+    );
+    assert!(
+        manifest["decision"]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("at FAR 5% of the other 2 folds")
+    );
+    assert!(manifest["metrics"].get("decision").is_none());
+}
+
 #[test]
 fn a_person_folder_without_images_is_named_in_the_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -425,6 +483,9 @@ fn orl_open_set_verification_and_enrollment_of_unseen_people() {
             "train.folds=[\"groups-1\"]",
             "--set",
             "train.members=1",
+            // One fold has no other folds to calibrate its threshold on.
+            "--set",
+            "evaluate.threshold=validation",
         ],
         tmp.path(),
     );

@@ -116,6 +116,21 @@ pub fn tar_at_far(points: &[RocPoint], far: f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The loosest threshold whose FAR is at most `far` (the highest true accept rate within
+/// that false accept budget), half-way to the next score, which would exceed it.
+pub fn threshold_at_far(points: &[RocPoint], far: f64) -> f64 {
+    let within = points
+        .iter()
+        .rposition(|p| p.far <= far + 1e-12)
+        .unwrap_or(0);
+    let p = points[within].threshold;
+    match points.get(within + 1) {
+        Some(next) if p.is_finite() => (p + next.threshold) / 2.0,
+        Some(next) => next.threshold + 1e-9,
+        None => p,
+    }
+}
+
 /// The full verification summary.
 pub fn verification(genuine: &[f64], impostor: &[f64]) -> Verification {
     let points = roc(genuine, impostor);
@@ -191,5 +206,19 @@ mod tests {
         let (g, i) = pair_scores(&labels, |i, j| (i * 10 + j) as f64);
         assert_eq!(g, vec![2.0]);
         assert_eq!(i, vec![1.0, 12.0]);
+    }
+
+    #[test]
+    fn threshold_at_far_stays_within_the_budget() {
+        // Genuine 0.9, 0.8, 0.4; impostors 0.7, 0.3, 0.2, 0.1 (4 impostors: FAR steps of 25%).
+        let points = roc(&[0.9, 0.8, 0.4], &[0.7, 0.3, 0.2, 0.1]);
+        // FAR 0: accept the two genuine scores above 0.7 only.
+        let t = threshold_at_far(&points, 0.0);
+        assert!((t - 0.75).abs() < 1e-12, "{t}");
+        // FAR 25%: one impostor (0.7) may pass; 0.4 is genuine, 0.3 the next impostor.
+        let t = threshold_at_far(&points, 0.25);
+        assert!((t - 0.35).abs() < 1e-12, "{t}");
+        // Everything allowed: the loosest point.
+        assert_eq!(threshold_at_far(&points, 1.0), 0.1);
     }
 }

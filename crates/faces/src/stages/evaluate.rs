@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Role, Similarity};
 use crate::score_norm::{Cohort, CohortStats, s_norm};
-use crate::verification::{pair_scores, roc, verification};
+use crate::verification::{pair_scores, roc, threshold_at_far, verification};
 
 /// Parameters of `faces.evaluate`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -37,6 +37,17 @@ pub struct EvaluateParams {
     pub score_norm: ScoreNorm,
     /// S-norm: how many of a face's highest cohort scores make its statistics (0 = all).
     pub cohort_top: usize,
+    /// Where each fold's "same person" threshold comes from: `validation` (the training
+    /// stage's choice on held-out images of *trained* people) or `other_folds` (the mean of
+    /// the equal-error thresholds measured on the other folds' test people: calibrated on
+    /// people the network never saw, yet never on this fold's own test people). With
+    /// `other_folds` and raw scores, the exported model carries that threshold.
+    pub threshold: ThresholdRule,
+    /// Choose the threshold at this false accept rate instead of the equal error rate, on
+    /// the pairs the `threshold` rule uses (e.g. 0.01: a stranger matches a given person in
+    /// about 1% of comparisons, which open-set identification against a gallery needs).
+    /// With raw scores the exported model carries the threshold.
+    pub target_far: Option<f64>,
 }
 
 impl Default for EvaluateParams {
@@ -45,8 +56,58 @@ impl Default for EvaluateParams {
             enroll: 5,
             score_norm: ScoreNorm::None,
             cohort_top: 0,
+            threshold: ThresholdRule::Validation,
+            target_far: None,
         }
     }
+}
+
+/// Where a fold's decision threshold comes from (see [`EvaluateParams::threshold`]).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdRule {
+    /// Chosen on validation images of the training people.
+    #[default]
+    Validation,
+    /// Mean of the other folds' equal-error thresholds on their test people.
+    OtherFolds,
+}
+
+/// Sets each scoring's threshold to the mean of the *other* folds' thresholds on their test
+/// pairs: at the equal error rate, or at `target_far`. Needs at least two folds with test
+/// pairs.
+pub fn thresholds_from_other_folds(
+    scorings: &mut [Scoring<'_>],
+    target_far: Option<f64>,
+) -> Result<(), StageError> {
+    let eer: Vec<Option<f64>> = scorings
+        .iter()
+        .map(|s| s.test_threshold(target_far))
+        .collect();
+    let at = match target_far {
+        Some(far) => format!("threshold at FAR {}%", far * 100.0),
+        None => "equal-error threshold".into(),
+    };
+    if eer.iter().flatten().count() < 2 {
+        return Err(StageError::Other(
+            "`threshold = \"other_folds\"` needs at least two folds whose test people form \
+             genuine and impostor pairs (use `validation` with a single split)"
+                .into(),
+        ));
+    }
+    for (k, s) in scorings.iter_mut().enumerate() {
+        let others: Vec<f64> = eer
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != k)
+            .filter_map(|(_, t)| *t)
+            .collect();
+        s.threshold = others.iter().sum::<f64>() / others.len() as f64;
+        s.rule = format!("mean {at} of the other {} folds' test people", others.len());
+    }
+    Ok(())
 }
 
 /// How pair scores are normalised before the ROC and the decisions.
@@ -87,6 +148,11 @@ impl TypedStage for EvaluateFaces {
         if p.enroll == 0 {
             return Err(("enroll".into(), "must be at least 1".into()));
         }
+        if let Some(far) = p.target_far
+            && (far.is_nan() || far <= 0.0 || far >= 1.0)
+        {
+            return Err(("target_far".into(), format!("must be in (0, 1), got {far}")));
+        }
         Ok(())
     }
 
@@ -104,6 +170,7 @@ impl TypedStage for EvaluateFaces {
         metrics.insert("protocol".into(), model.protocol.clone().into());
         let mut curves = Vec::new();
         let mut columns = Vec::new();
+        let mut decisions = serde_json::Map::new();
         for (key, emb) in std::iter::once(("model", model)).chain(baseline.map(|b| ("baseline", b)))
         {
             let mut per_fold = serde_json::Map::new();
@@ -114,13 +181,37 @@ impl TypedStage for EvaluateFaces {
                 "model" => p.score_norm,
                 _ => ScoreNorm::None,
             };
-            for f in emb.folds.iter().filter(wanted) {
-                let scoring = Scoring::new(f, emb.similarity, norm, p.cohort_top);
-                let (m, g, i) = evaluate_fold(f, &scoring, p.enroll);
+            let mut scorings: Vec<Scoring<'_>> = emb
+                .folds
+                .iter()
+                .filter(wanted)
+                .map(|f| Scoring::new(f, emb.similarity, norm, p.cohort_top))
+                .collect();
+            match (p.threshold, p.target_far) {
+                (ThresholdRule::OtherFolds, far) => {
+                    thresholds_from_other_folds(&mut scorings, far)?
+                }
+                (ThresholdRule::Validation, Some(far)) => scorings
+                    .iter_mut()
+                    .for_each(|s| s.validation_threshold_at_far(far)),
+                (ThresholdRule::Validation, None) => {}
+            }
+            let recalibrated = p.threshold == ThresholdRule::OtherFolds || p.target_far.is_some();
+            for scoring in &scorings {
+                let f = scoring.f;
+                let (m, g, i) = evaluate_fold(f, scoring, p.enroll);
                 ctx.log(&format!("{} fold {}: {}", emb.method, f.fold, m));
                 per_fold.insert(f.fold.clone(), m);
                 genuine.extend(g);
                 impostor.extend(i);
+                // Apps score raw similarity: only a raw-scale threshold may replace the
+                // exported model's.
+                if key == "model" && recalibrated && scoring.norm() == ScoreNorm::None {
+                    decisions.insert(
+                        f.fold.clone(),
+                        json!({"threshold": scoring.threshold, "rule": scoring.rule}),
+                    );
+                }
             }
             let folds: Vec<Value> = per_fold.values().cloned().collect();
             let mean = mean_of(&folds);
@@ -139,6 +230,10 @@ impl TypedStage for EvaluateFaces {
                 key.into(),
                 json!({"method": emb.method, "folds": per_fold, "mean": mean}),
             );
+        }
+        if !decisions.is_empty() {
+            // `export.model` applies the exported fold's entry to the model's decision rule.
+            metrics.insert("decision".into(), Value::Object(decisions));
         }
         let plot = "roc.png";
         profundo_core::plots::roc_curves(
@@ -190,6 +285,7 @@ pub fn evaluate_fold(
         "genuine_pairs": ver.genuine_pairs,
         "impostor_pairs": ver.impostor_pairs,
         "threshold": threshold,
+        "threshold_rule": scoring.rule,
         "score_norm": scoring.norm(),
         "far_at_threshold": far,
         "frr_at_threshold": frr,
@@ -217,7 +313,8 @@ pub fn evaluate_fold(
 /// How one fold's pairs are scored: raw similarity, or S-norm against the fold's training
 /// images with the threshold re-chosen on its validation images.
 pub struct Scoring<'a> {
-    f: &'a FoldEmbeddings,
+    /// The fold scored.
+    pub f: &'a FoldEmbeddings,
     sim: Similarity,
     /// The S-norm cohort; `None` scores raw similarity.
     cohort: Option<Cohort<'a>>,
@@ -225,6 +322,8 @@ pub struct Scoring<'a> {
     stats: Vec<Option<CohortStats>>,
     /// The "same person" threshold in this scoring's scale.
     pub threshold: f64,
+    /// How the threshold was chosen.
+    pub rule: String,
 }
 
 impl<'a> Scoring<'a> {
@@ -240,6 +339,7 @@ impl<'a> Scoring<'a> {
                 cohort: None,
                 stats: vec![None; f.items.len()],
                 threshold: f.threshold,
+                rule: f.threshold_rule.clone(),
             };
         }
         let cohort = Cohort::new(
@@ -263,14 +363,41 @@ impl<'a> Scoring<'a> {
             cohort: Some(cohort),
             stats,
             threshold: f.threshold,
+            rule: f.threshold_rule.clone(),
         };
-        let valid = f.with_role(Role::Valid);
-        let labels: Vec<&str> = valid.iter().map(|&i| f.items[i].person.as_str()).collect();
-        let (g, i) = pair_scores(&labels, |a, b| scoring.items(valid[a], valid[b]));
-        if !g.is_empty() && !i.is_empty() {
-            scoring.threshold = verification(&g, &i).eer_threshold;
+        if let Some(t) = scoring.threshold_of(Role::Valid, None) {
+            scoring.threshold = t;
+            scoring.rule = "equal error rate on validation pairs (S-norm scale)".into();
         }
         scoring
+    }
+
+    /// The threshold on the pairs of this fold's test images at the equal error rate (or
+    /// at `target_far`), if they form both genuine and impostor pairs.
+    pub fn test_threshold(&self, target_far: Option<f64>) -> Option<f64> {
+        self.threshold_of(Role::Test, target_far)
+    }
+
+    /// Re-chooses the threshold at `far` on this fold's validation pairs (kept when they do
+    /// not form both genuine and impostor pairs).
+    pub fn validation_threshold_at_far(&mut self, far: f64) {
+        if let Some(t) = self.threshold_of(Role::Valid, Some(far)) {
+            self.threshold = t;
+            self.rule = format!("threshold at FAR {}% on validation pairs", far * 100.0);
+        }
+    }
+
+    fn threshold_of(&self, role: Role, target_far: Option<f64>) -> Option<f64> {
+        let idx = self.f.with_role(role);
+        let labels: Vec<&str> = idx
+            .iter()
+            .map(|&i| self.f.items[i].person.as_str())
+            .collect();
+        let (g, i) = pair_scores(&labels, |a, b| self.items(idx[a], idx[b]));
+        (!g.is_empty() && !i.is_empty()).then(|| match target_far {
+            Some(far) => threshold_at_far(&roc(&g, &i), far),
+            None => verification(&g, &i).eer_threshold,
+        })
     }
 
     /// The normalisation this scoring applies.
@@ -407,8 +534,8 @@ fn report(protocol: &str, columns: &[(String, Value)]) -> String {
         ("verification EER", "/eer"),
         ("TAR @ FAR 1%", "/tar_at_far_1e-2"),
         ("TAR @ FAR 0.1%", "/tar_at_far_1e-3"),
-        ("FAR at the validation threshold", "/far_at_threshold"),
-        ("FRR at the validation threshold", "/frr_at_threshold"),
+        ("FAR at the decision threshold", "/far_at_threshold"),
+        ("FRR at the decision threshold", "/frr_at_threshold"),
         (
             "open set: identification of enrolled people",
             "/open_set/identification_accuracy",
@@ -555,5 +682,105 @@ mod tests {
             json!({"a": 3.0, "o": {"x": 4}}),
         ]);
         assert_eq!(m, json!({"a": 2.0, "o": {"x": 3.0}}));
+    }
+
+    #[test]
+    fn other_folds_thresholds_never_use_the_folds_own_test_people() {
+        let test_fold = |b: [f32; 2]| {
+            fold(&[
+                ("t", Role::Train, [1.0, 0.0]),
+                ("a", Role::Test, [1.0, 0.0]),
+                ("a", Role::Test, [0.8, 0.6]),
+                ("b", Role::Test, b),
+                ("b", Role::Test, [0.0, 1.0]),
+            ])
+        };
+        let folds = [
+            test_fold([0.0, 1.0]),
+            test_fold([0.6, 0.8]),
+            test_fold([0.28, 0.96]),
+        ];
+        let mut scorings: Vec<Scoring<'_>> = folds.iter().map(raw).collect();
+        let own: Vec<f64> = scorings
+            .iter()
+            .map(|s| s.test_threshold(None).expect("genuine and impostor pairs"))
+            .collect();
+        assert!(
+            own[0] != own[1],
+            "the folds must differ for the test to mean anything"
+        );
+        thresholds_from_other_folds(&mut scorings, None).expect("three folds");
+        for (k, s) in scorings.iter().enumerate() {
+            let others: Vec<f64> = (0..3).filter(|&j| j != k).map(|j| own[j]).collect();
+            let want = others.iter().sum::<f64>() / 2.0;
+            assert!(
+                (s.threshold - want).abs() < 1e-12,
+                "fold {k}: {} vs {want}",
+                s.threshold
+            );
+            assert!(s.rule.contains("other 2 folds"), "{}", s.rule);
+        }
+        // The fold's metrics report the threshold it was judged at and where it came from.
+        let (m, _, _) = evaluate_fold(&folds[0], &scorings[0], 1);
+        assert_eq!(m["threshold"], json!(scorings[0].threshold));
+        assert_eq!(m["threshold_rule"], json!(scorings[0].rule));
+
+        // At a target FAR of 0 every fold's own threshold rejects all its impostor pairs,
+        // and the rule says so.
+        let mut strict: Vec<Scoring<'_>> = folds.iter().map(raw).collect();
+        thresholds_from_other_folds(&mut strict, Some(1e-9)).expect("three folds");
+        assert!(strict[0].rule.contains("at FAR"), "{}", strict[0].rule);
+        assert!(
+            strict
+                .iter()
+                .zip(&scorings)
+                .any(|(a, b)| a.threshold != b.threshold)
+        );
+
+        // One fold cannot be calibrated on the others.
+        let mut single = vec![raw(&folds[0])];
+        let err = thresholds_from_other_folds(&mut single, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least two folds"), "{err}");
+    }
+
+    #[test]
+    fn a_target_far_is_a_rate_strictly_between_0_and_1() {
+        let with = |threshold, target_far| EvaluateParams {
+            threshold,
+            target_far,
+            ..Default::default()
+        };
+        for rule in [ThresholdRule::OtherFolds, ThresholdRule::Validation] {
+            assert!(EvaluateFaces::check(&with(rule, Some(0.01))).is_ok());
+            assert!(EvaluateFaces::check(&with(rule, None)).is_ok());
+            for bad in [0.0, 1.0, f64::NAN] {
+                let (name, _) = EvaluateFaces::check(&with(rule, Some(bad))).unwrap_err();
+                assert_eq!(name, "target_far");
+            }
+        }
+    }
+
+    #[test]
+    fn a_validation_threshold_at_a_far_admits_no_more_impostor_pairs_than_allowed() {
+        let f = fold(&[
+            ("t", Role::Train, [1.0, 0.0]),
+            ("t", Role::Valid, [1.0, 0.0]),
+            ("t", Role::Valid, [0.8, 0.6]),
+            ("u", Role::Valid, [0.6, 0.8]),
+            ("u", Role::Valid, [0.0, 1.0]),
+        ]);
+        // Validation pairs: genuine 0.8 (t) and 0.8 (u); impostors 0.6, 0.0, 0.96, 0.6.
+        let mut s = raw(&f);
+        s.validation_threshold_at_far(0.01);
+        assert!(s.threshold > 0.96, "{}", s.threshold);
+        assert!(
+            s.rule.contains("at FAR 1% on validation pairs"),
+            "{}",
+            s.rule
+        );
+        s.validation_threshold_at_far(0.5);
+        assert!(s.threshold > 0.6 && s.threshold <= 0.8, "{}", s.threshold);
     }
 }

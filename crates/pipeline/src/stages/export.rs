@@ -83,6 +83,22 @@ impl TypedStage for ExportModel {
             if let Some(o) = manifest.metrics.as_object_mut() {
                 // Keep the manifest small: the confusion matrix and per-item detail stay in the run.
                 o.remove("confusion");
+                // An evaluation may re-calibrate a fold's decision rule (e.g. a threshold
+                // chosen on people unseen in training): `decision.<fold>` overrides those
+                // fields of the exported model's `decision`.
+                if let Some(serde_json::Value::Object(update)) = o
+                    .remove("decision")
+                    .and_then(|mut d| d.get_mut(&wanted).map(serde_json::Value::take))
+                    && let serde_json::Value::Object(decision) = &mut manifest.decision
+                {
+                    for (k, v) in update {
+                        decision.insert(k, v);
+                    }
+                    ctx.log(&format!(
+                        "decision rule of `{wanted}` re-calibrated by the evaluation: {}",
+                        manifest.decision
+                    ));
+                }
             }
         }
         write_json_atomic(&dir.join(MANIFEST_FILE), &manifest)?;
