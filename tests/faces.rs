@@ -339,8 +339,8 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
 }
 
 /// Open set on generated people, three group folds, the threshold calibrated on the other
-/// folds' test people: every fold is judged at the mean of the *other* folds' equal-error
-/// thresholds, and the exported model carries its fold's calibrated threshold.
+/// folds' test people: every fold is judged at the mean of the *other* folds' thresholds at
+/// FAR 5%, and the exported model carries its fold's calibrated threshold.
 #[test]
 fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
     let tmp = tempfile::tempdir().unwrap();

@@ -39,9 +39,9 @@ pub struct EvaluateParams {
     pub cohort_top: usize,
     /// Where each fold's "same person" threshold comes from: `validation` (the training
     /// stage's choice on held-out images of *trained* people) or `other_folds` (the mean of
-    /// the equal-error thresholds measured on the other folds' test people: calibrated on
-    /// people the network never saw, yet never on this fold's own test people). With
-    /// `other_folds` and raw scores, the exported model carries that threshold.
+    /// the thresholds measured on the other folds' test people, at the EER or `target_far`:
+    /// calibrated on people the network never saw, yet never on this fold's own test
+    /// people). With raw scores, the exported model carries the re-chosen threshold.
     pub threshold: ThresholdRule,
     /// Choose the threshold at this false accept rate instead of the equal error rate, on
     /// the pairs the `threshold` rule uses (e.g. 0.01: a stranger matches a given person in
@@ -71,7 +71,7 @@ pub enum ThresholdRule {
     /// Chosen on validation images of the training people.
     #[default]
     Validation,
-    /// Mean of the other folds' equal-error thresholds on their test people.
+    /// Mean of the other folds' thresholds on their test people.
     OtherFolds,
 }
 
@@ -82,7 +82,7 @@ pub fn thresholds_from_other_folds(
     scorings: &mut [Scoring<'_>],
     target_far: Option<f64>,
 ) -> Result<(), StageError> {
-    let eer: Vec<Option<f64>> = scorings
+    let own: Vec<Option<f64>> = scorings
         .iter()
         .map(|s| s.test_threshold(target_far))
         .collect();
@@ -90,7 +90,7 @@ pub fn thresholds_from_other_folds(
         Some(far) => format!("threshold at FAR {}%", far * 100.0),
         None => "equal-error threshold".into(),
     };
-    if eer.iter().flatten().count() < 2 {
+    if own.iter().flatten().count() < 2 {
         return Err(StageError::Other(
             "`threshold = \"other_folds\"` needs at least two folds whose test people form \
              genuine and impostor pairs (use `validation` with a single split)"
@@ -98,7 +98,7 @@ pub fn thresholds_from_other_folds(
         ));
     }
     for (k, s) in scorings.iter_mut().enumerate() {
-        let others: Vec<f64> = eer
+        let others: Vec<f64> = own
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != k)
@@ -171,6 +171,7 @@ impl TypedStage for EvaluateFaces {
         let mut curves = Vec::new();
         let mut columns = Vec::new();
         let mut decisions = serde_json::Map::new();
+        let recalibrated = p.threshold == ThresholdRule::OtherFolds || p.target_far.is_some();
         for (key, emb) in std::iter::once(("model", model)).chain(baseline.map(|b| ("baseline", b)))
         {
             let mut per_fold = serde_json::Map::new();
@@ -196,7 +197,6 @@ impl TypedStage for EvaluateFaces {
                     .for_each(|s| s.validation_threshold_at_far(far)),
                 (ThresholdRule::Validation, None) => {}
             }
-            let recalibrated = p.threshold == ThresholdRule::OtherFolds || p.target_far.is_some();
             for scoring in &scorings {
                 let f = scoring.f;
                 let (m, g, i) = evaluate_fold(f, scoring, p.enroll);
