@@ -2,12 +2,12 @@
 
 use crate::util::*;
 
-/// Measured with seed 42 (README "Results"): mean fold accuracy 0.920 over the five
-/// speakers with gemm's AVX-512 kernels (george 0.870, jackson 0.908, lucas 0.940, theo
-/// 0.950, yweweler 0.930), 0.913 with its AVX2 kernels (george 0.852, jackson 0.868,
-/// lucas 0.946, theo 0.976, yweweler 0.922). The floors leave room for floating-point
-/// differences between machines.
-const LOSO_MEAN_FLOOR: f64 = 0.89;
+/// Measured with seed 42 (README "Results"), speaker-level normalisation: mean fold
+/// accuracy 0.945 over the five speakers with gemm's AVX-512 kernels (george 0.910,
+/// jackson 0.938, lucas 0.980, theo 0.964, yweweler 0.932); seeds 7 and 123 gave
+/// 0.928 and 0.918, so rounding differences between machines can move it by as much.
+/// Per-clip normalisation gave 0.920 (AVX-512) and 0.913 (AVX2 kernels).
+const LOSO_MEAN_FLOOR: f64 = 0.90;
 /// Measured with seed 42 (AVX2 kernels): 0.984 on takes 0-4 (speaker-dependent).
 const TAKES_FLOOR: f64 = 0.95;
 

@@ -207,6 +207,71 @@ fn quickstart_trains_evaluates_exports_and_serves() {
         .count();
     eprintln!("spot: {right}/{} digits right", digits.len());
     assert!(right >= 3, "spotting labels mostly right: {}", out.stdout);
+
+    // A model normalised with a speaker's pooled statistics (one epoch: this checks the
+    // plumbing; `speech-fsdd-loso.toml` measures the accuracy). The manifest says so, and
+    // `--same-speaker` pools over the files given instead of taking each file alone.
+    let out = ok(
+        &repo,
+        &[
+            "run",
+            "pipelines/quickstart.toml",
+            "--runs-dir",
+            runs_s,
+            "--set",
+            "features.normalize=speaker",
+            "--set",
+            "train.training.epochs=1",
+        ],
+    );
+    let spk_run = run_dir(&out, &repo);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(spk_run.join("model/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["features"]["normalize"], "speaker");
+    let model = spk_run.join("model");
+    let clips: Vec<String> = (0..6)
+        .map(|d| {
+            let p = repo.join(format!(
+                "datasets/fsdd/recordings/{d}_george_{}.wav",
+                40 + d
+            ));
+            p.to_str().unwrap().to_string()
+        })
+        .collect();
+    let recognize = |extra: &[&str]| {
+        let mut args = vec!["speech", "recognize", "--model", model.to_str().unwrap()];
+        args.extend(clips.iter().map(String::as_str));
+        args.push("--json");
+        args.extend(extra);
+        let out = ok(&repo, &args);
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out, lines)
+    };
+    let (alone_out, alone) = recognize(&[]);
+    let (_, pooled) = recognize(&["--same-speaker"]);
+    assert!(
+        alone_out.stderr.contains("--same-speaker"),
+        "a speaker model given several files points at the flag: {}",
+        alone_out.stderr
+    );
+    assert_eq!(alone.len(), clips.len());
+    assert_eq!(pooled.len(), clips.len());
+    for (a, p) in alone.iter().zip(&pooled) {
+        assert_eq!(a["path"], p["path"], "the same files, in order");
+    }
+    assert!(
+        alone
+            .iter()
+            .zip(&pooled)
+            .any(|(a, p)| a["score"] != p["score"]),
+        "pooled statistics change the inputs: {alone:?} / {pooled:?}"
+    );
 }
 
 fn profundo_speech_wav(p: &std::path::Path) -> Vec<f32> {

@@ -1,6 +1,8 @@
 //! `profundo speech recognize` and `profundo speech spot`.
 
-use profundo_speech::app::{Recognizer, SpotConfig, spot};
+use std::path::{Path, PathBuf};
+
+use profundo_speech::app::{Recognition, Recognizer, SpotConfig, spot};
 use profundo_speech::wav::read_wav;
 
 use crate::args::{RecognizeArgs, SpeechArgs, SpeechCommand, SpotArgs};
@@ -12,28 +14,47 @@ pub fn speech(a: SpeechArgs) -> anyhow::Result<()> {
     }
 }
 
+fn print(r: &Recognition, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({
+                "path": r.path, "label": r.label, "score": r.score,
+                "top": r.top.iter().map(|(l, s)| serde_json::json!({"label": l, "score": s})).collect::<Vec<_>>(),
+            }))?
+        );
+    } else {
+        let top: Vec<String> = r.top.iter().map(|(l, s)| format!("{l} {s:.3}")).collect();
+        println!(
+            "{}\t{}\t{:.3}\t(top: {})",
+            r.path,
+            r.label,
+            r.score,
+            top.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn recognize(a: RecognizeArgs) -> anyhow::Result<()> {
     let rec = Recognizer::load(&a.model.model, a.model.backend, &a.model.device)?;
+    if a.same_speaker {
+        let paths: Vec<&Path> = a.files.iter().map(PathBuf::as_path).collect();
+        for r in rec.recognize_same_speaker(&paths)? {
+            print(&r, a.json)?;
+        }
+        return Ok(());
+    }
+    if rec.wants_speaker_statistics() && a.files.len() > 1 {
+        eprintln!(
+            "note: this model normalises with a speaker's pooled statistics; if these files \
+             are one speaker's, --same-speaker uses them (each file is now normalised alone)"
+        );
+    }
     let mut failed = 0;
     for f in &a.files {
         match rec.recognize_file(f) {
-            Ok(r) if a.json => println!(
-                "{}",
-                serde_json::to_string(&serde_json::json!({
-                    "path": r.path, "label": r.label, "score": r.score,
-                    "top": r.top.iter().map(|(l, s)| serde_json::json!({"label": l, "score": s})).collect::<Vec<_>>(),
-                }))?
-            ),
-            Ok(r) => {
-                let top: Vec<String> = r.top.iter().map(|(l, s)| format!("{l} {s:.3}")).collect();
-                println!(
-                    "{}\t{}\t{:.3}\t(top: {})",
-                    r.path,
-                    r.label,
-                    r.score,
-                    top.join(", ")
-                );
-            }
+            Ok(r) => print(&r, a.json)?,
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e}");

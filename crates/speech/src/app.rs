@@ -9,7 +9,7 @@ use profundo_core::metrics::top_k_indices;
 use profundo_core::model::ConvEnsemble;
 use serde::Serialize;
 
-use crate::input::Featurizer;
+use crate::input::{Featurizer, Normalize};
 use crate::resample::resample;
 use crate::wav::{Audio, read_wav};
 use crate::{Result, SpeechError};
@@ -62,17 +62,33 @@ impl Recognizer {
         &self.featurizer
     }
 
-    /// Class probabilities for several clips at the model's sample rate, one row each.
+    /// Class probabilities for several clips at the model's sample rate, one row each;
+    /// each clip is prepared on its own.
     pub fn probabilities(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
-        if clips.is_empty() {
+        let inputs: Vec<Vec<f32>> = clips.iter().map(|c| self.featurizer.compute(c)).collect();
+        self.classify(inputs)
+    }
+
+    /// Class probabilities for several clips of one speaker: a model trained with
+    /// `normalize = "speaker"` normalises them with statistics pooled over all of them
+    /// (the more clips, the closer to training); other models as [`Self::probabilities`].
+    pub fn probabilities_same_speaker(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
+        self.classify(self.featurizer.compute_same_speaker(clips))
+    }
+
+    /// Whether the model expects a speaker's pooled statistics (`normalize = "speaker"`).
+    pub fn wants_speaker_statistics(&self) -> bool {
+        self.featurizer.config().normalize == Normalize::Speaker
+    }
+
+    fn classify(&self, inputs: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+        if inputs.is_empty() {
             return Vec::new();
         }
         let [c, h, w] = self.featurizer.shape();
-        let mut buf = Vec::with_capacity(clips.len() * c * h * w);
-        for clip in clips {
-            buf.extend(self.featurizer.compute(clip));
-        }
-        let x = Tensor::<4>::from_data(TensorData::new(buf, [clips.len(), c, h, w]), &self.device);
+        let items = inputs.len();
+        let buf: Vec<f32> = inputs.into_iter().flatten().collect();
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [items, c, h, w]), &self.device);
         let probs = self.model.probabilities(x);
         let n = self.manifest.labels.len();
         let flat: Vec<f32> = probs.into_data().try_to_vec().unwrap_or_default();
@@ -113,6 +129,21 @@ impl Recognizer {
         let audio = read_wav(path)?;
         let samples = self.prepare(&audio)?;
         Ok(self.recognize_samples(&path.display().to_string(), &samples))
+    }
+
+    /// Reads and recognises several WAV files of one speaker together
+    /// ([`Self::probabilities_same_speaker`]). Fails on the first unreadable file.
+    pub fn recognize_same_speaker(&self, paths: &[&Path]) -> Result<Vec<Recognition>> {
+        let clips = paths
+            .iter()
+            .map(|p| self.prepare(&read_wav(p)?))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+        Ok(paths
+            .iter()
+            .zip(self.probabilities_same_speaker(&refs))
+            .map(|(p, probs)| self.describe(&p.display().to_string(), &probs))
+            .collect())
     }
 }
 
@@ -168,7 +199,8 @@ pub fn spot(rec: &Recognizer, samples: &[f32], cfg: &SpotConfig) -> Vec<Detectio
     let sr = rec.featurizer().config().mel.sample_rate as f32;
     let segments = voiced_segments(samples, sr, cfg);
     let clips: Vec<&[f32]> = segments.iter().map(|&(s, e)| &samples[s..e]).collect();
-    let probs = rec.probabilities(&clips);
+    // One recording, one speaker: its words share the speaker's statistics.
+    let probs = rec.probabilities_same_speaker(&clips);
     segments
         .iter()
         .zip(probs)

@@ -42,6 +42,76 @@ pub enum Normalize {
     /// Zero mean, unit variance per band over time (cepstral mean and variance
     /// normalisation): removes the recording channel's and the speaker's fixed colouring.
     Band,
+    /// Per band, with the mean and spread pooled over all clips of the same speaker
+    /// (speaker-level CMVN, as Kaldi's `apply-cmvn --utt2spk`): removes the speaker's
+    /// colouring but keeps each word's own average spectrum (the vowel of "two" against
+    /// "four"). The statistics come from unlabelled clips of the speaker; a clip given
+    /// alone is normalised with its own statistics, which is [`Normalize::Band`].
+    Speaker,
+}
+
+/// One clip's features before normalisation: `rows` bands x `cols` frames, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureMatrix {
+    /// Bands (mel bands or MFCC coefficients).
+    pub rows: usize,
+    /// Frames.
+    pub cols: usize,
+    /// `rows * cols` values.
+    pub data: Vec<f32>,
+}
+
+/// Per-band mean and standard deviation pooled over frames of one or more clips.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandStats {
+    /// Mean of each band.
+    pub mean: Vec<f64>,
+    /// Standard deviation of each band (at least `1e-5`).
+    pub std: Vec<f64>,
+}
+
+impl BandStats {
+    /// Pools every frame of `mats`; `None` when they hold no frame or disagree on the
+    /// number of bands.
+    pub fn pool<'a>(mats: impl IntoIterator<Item = &'a FeatureMatrix>) -> Option<Self> {
+        let mut rows = None;
+        let (mut sum, mut sq, mut n) = (Vec::new(), Vec::new(), 0usize);
+        for m in mats {
+            if *rows.get_or_insert(m.rows) != m.rows {
+                return None;
+            }
+            sum.resize(m.rows, 0.0f64);
+            sq.resize(m.rows, 0.0f64);
+            for (r, band) in m.data.chunks(m.cols.max(1)).enumerate().take(m.rows) {
+                for &v in band {
+                    sum[r] += v as f64;
+                    sq[r] += v as f64 * v as f64;
+                }
+            }
+            n += m.cols;
+        }
+        if n == 0 {
+            return None;
+        }
+        let n = n as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| (q / n - m * m).max(0.0).sqrt().max(1e-5))
+            .collect();
+        Some(Self { mean, std })
+    }
+
+    /// Subtracts each band's mean and divides by its spread.
+    pub fn apply(&self, m: &mut FeatureMatrix) {
+        for (r, band) in m.data.chunks_mut(m.cols.max(1)).enumerate().take(m.rows) {
+            let (mean, std) = (self.mean[r], self.std[r]);
+            for v in band {
+                *v = ((*v as f64 - mean) / std) as f32;
+            }
+        }
+    }
 }
 
 /// Turns clips into fixed-size model inputs.
@@ -99,8 +169,8 @@ impl Featurizer {
         (self.cfg.frames.saturating_sub(1)) * self.cfg.mel.hop_length
     }
 
-    /// Model input for one clip at the configured sample rate: `rows * frames` values.
-    pub fn compute(&self, samples: &[f32]) -> Vec<f32> {
+    /// One clip's features before normalisation (trimmed, pre-emphasised).
+    pub fn matrix(&self, samples: &[f32]) -> FeatureMatrix {
         let y = match self.cfg.trim_db {
             Some(db) => trim_silence(samples, db, self.cfg.mel.n_fft, self.cfg.mel.hop_length),
             None => samples,
@@ -118,13 +188,44 @@ impl Featurizer {
         } else {
             self.extractor.log_mel(y)
         };
-        let mut data = m.data;
+        FeatureMatrix {
+            rows: m.rows,
+            cols: m.cols,
+            data: m.data,
+        }
+    }
+
+    /// Normalises a matrix and fits it to the model's frames. `speaker`: the speaker's
+    /// pooled statistics, used by [`Normalize::Speaker`] (without them the clip's own).
+    pub fn finish(&self, mut m: FeatureMatrix, speaker: Option<&BandStats>) -> Vec<f32> {
         match self.cfg.normalize {
             Normalize::None => {}
-            Normalize::Utterance => normalize(&mut data),
-            Normalize::Band => data.chunks_mut(m.cols).for_each(normalize),
+            Normalize::Utterance => normalize(&mut m.data),
+            Normalize::Band => m.data.chunks_mut(m.cols.max(1)).for_each(normalize),
+            Normalize::Speaker => match speaker {
+                Some(s) => s.apply(&mut m),
+                None => m.data.chunks_mut(m.cols.max(1)).for_each(normalize),
+            },
         }
-        fit_frames(&data, m.rows, m.cols, self.cfg.frames)
+        fit_frames(&m.data, m.rows, m.cols, self.cfg.frames)
+    }
+
+    /// Model input for one clip at the configured sample rate: `rows * frames` values.
+    pub fn compute(&self, samples: &[f32]) -> Vec<f32> {
+        self.finish(self.matrix(samples), None)
+    }
+
+    /// Model inputs for several clips of one speaker: with [`Normalize::Speaker`] they are
+    /// normalised with statistics pooled over all of them; otherwise as [`Self::compute`].
+    pub fn compute_same_speaker(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
+        if self.cfg.normalize != Normalize::Speaker {
+            return clips.iter().map(|c| self.compute(c)).collect();
+        }
+        let mats: Vec<FeatureMatrix> = clips.iter().map(|c| self.matrix(c)).collect();
+        let stats = BandStats::pool(&mats);
+        mats.into_iter()
+            .map(|m| self.finish(m, stats.as_ref()))
+            .collect()
     }
 }
 
@@ -214,6 +315,73 @@ mod tests {
         }
         let t = trim_silence(&y, 40.0, 256, 64);
         assert!(t.len() < 2200 && t.len() >= 1600, "{}", t.len());
+    }
+
+    #[test]
+    fn pooled_band_stats_match_hand_computed_values() {
+        // Band 0 holds 1, 3 then 5, 7; band 1 holds 2, 2 then 2, 2.
+        let a = FeatureMatrix {
+            rows: 2,
+            cols: 2,
+            data: vec![1., 3., 2., 2.],
+        };
+        let b = FeatureMatrix {
+            rows: 2,
+            cols: 2,
+            data: vec![5., 7., 2., 2.],
+        };
+        let s = BandStats::pool([&a, &b]).unwrap();
+        assert_eq!(s.mean, vec![4.0, 2.0]);
+        assert!((s.std[0] - 5f64.sqrt()).abs() < 1e-12, "{:?}", s.std);
+        assert_eq!(s.std[1], 1e-5, "a constant band keeps the floor");
+        let mut c = a.clone();
+        s.apply(&mut c);
+        assert!((c.data[0] + 3.0 / 5f64.sqrt() as f32).abs() < 1e-6);
+        assert_eq!(c.data[2], 0.0);
+        assert!(BandStats::pool([] as [&FeatureMatrix; 0]).is_none());
+        let odd = FeatureMatrix {
+            rows: 3,
+            cols: 1,
+            data: vec![0.; 3],
+        };
+        assert!(BandStats::pool([&a, &odd]).is_none());
+    }
+
+    #[test]
+    fn speaker_normalisation_keeps_what_tells_clips_apart_and_alone_equals_band() {
+        let mut cfg: FeatureConfig = serde_json::from_value(serde_json::json!({
+            "kind": "speech.mfcc",
+            "mel": {"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 40,
+                    "f_min": 0.0, "f_max": null, "top_db": 80.0},
+            "n_mfcc": 13, "frames": 48, "trim_db": null, "normalize": "band"
+        }))
+        .unwrap();
+        let tone = |hz: f32| -> Vec<f32> {
+            (0..4000)
+                .map(|i| 0.3 * (i as f32 * hz * std::f32::consts::TAU / 8000.0).sin())
+                .collect()
+        };
+        let (low, high) = (tone(300.0), tone(1800.0));
+        let band = Featurizer::new(&cfg).unwrap();
+        cfg.normalize = Normalize::Speaker;
+        let speaker = Featurizer::new(&cfg).unwrap();
+        // Alone, a clip is normalised with its own statistics: exactly `band`.
+        assert_eq!(speaker.compute(&low), band.compute(&low));
+        // Per clip, a steady tone's bands are flat after normalisation, so the two tones
+        // look alike; pooled over both clips, each keeps its own spectrum.
+        let mean_c1 = |x: &[f32]| x[48..96].iter().sum::<f32>() / 48.0;
+        let pooled = speaker.compute_same_speaker(&[&low, &high]);
+        let apart = (mean_c1(&pooled[0]) - mean_c1(&pooled[1])).abs();
+        let alone = (mean_c1(&band.compute(&low)) - mean_c1(&band.compute(&high))).abs();
+        assert!(
+            apart > 0.5 && alone < 0.1,
+            "pooled {apart}, per clip {alone}"
+        );
+        // Other settings ignore the pooling.
+        assert_eq!(
+            band.compute_same_speaker(&[&low, &high]),
+            vec![band.compute(&low), band.compute(&high)]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Speech stage kinds: `speech.load_wav`, `speech.augment`, `speech.log_mel`, `speech.mfcc`.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,12 +10,13 @@ use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, inpu
 use profundo_pipeline::{Registry, StageError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{WaveAugmentConfig, augment_clip};
 use crate::features::MelConfig;
-use crate::input::{FeatureConfig, Featurizer, Normalize};
+use crate::input::{BandStats, FeatureConfig, FeatureMatrix, Featurizer, Normalize};
 use crate::resample::resample;
 use crate::wav::read_wav;
 
@@ -470,8 +471,13 @@ pub struct SpectralParams {
     pub frames: usize,
     /// Trim leading/trailing audio this many dB below the loudest frame (omit: no trim).
     pub trim_db: Option<f32>,
-    /// Per-clip normalisation: `none`, `utterance` or `band` (per mel band over time).
+    /// Normalisation: `none`, `utterance`, `band` (per band over each clip's frames) or
+    /// `speaker` (per band over all clips of the clip's group, the speaker).
     pub normalize: Normalize,
+    /// With `normalize = "speaker"`: how many of each speaker's original clips (drawn with
+    /// the pipeline seed) make its statistics; default: all of them. The statistics need
+    /// no labels, so a new speaker's can come from a few recordings.
+    pub speaker_clips: Option<usize>,
     /// Pre-emphasis coefficient (e.g. 0.97; omit: none), applied after trimming.
     pub pre_emphasis: Option<f32>,
 }
@@ -489,6 +495,7 @@ impl Default for SpectralParams {
             frames: 48,
             trim_db: Some(40.0),
             normalize: Normalize::Band,
+            speaker_clips: None,
             pre_emphasis: None,
         }
     }
@@ -524,7 +531,21 @@ fn featurize(
     };
     let f = Featurizer::new(&cfg)?;
     let shape = f.shape();
-    let rows: Vec<Vec<f32>> = a.clips.par_iter().map(|c| f.compute(c)).collect();
+    let rows: Vec<Vec<f32>> = if p.normalize == Normalize::Speaker {
+        let (rows, used) = speaker_normalised(&f, a, p.speaker_clips, ctx.seed)?;
+        ctx.log(&format!(
+            "speaker statistics from {used} original clips of {} speakers",
+            a.items
+                .items
+                .iter()
+                .map(|it| &it.group)
+                .collect::<BTreeSet<_>>()
+                .len()
+        ));
+        rows
+    } else {
+        a.clips.par_iter().map(|c| f.compute(c)).collect()
+    };
     let data: Vec<f32> = rows.into_iter().flatten().collect();
     ctx.log(&format!("{} items -> {:?} each", a.clips.len(), shape));
     Ok(Arc::new(FeatureSet {
@@ -536,12 +557,63 @@ fn featurize(
     }))
 }
 
+/// Every clip normalised with its speaker's (group's) statistics, pooled over up to
+/// `limit` of the speaker's original clips (drawn with `seed`; all when `None`). Augmented
+/// copies use the statistics of their original's speaker. Returns the inputs and how many
+/// clips made the statistics.
+fn speaker_normalised(
+    f: &Featurizer,
+    a: &AudioSet,
+    limit: Option<usize>,
+    seed: u64,
+) -> Result<(Vec<Vec<f32>>, usize), StageError> {
+    let mats: Vec<FeatureMatrix> = a.clips.par_iter().map(|c| f.matrix(c)).collect();
+    let mut originals: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, it) in a.items.items.iter().enumerate() {
+        if it.source.is_none() {
+            originals.entry(it.group.as_str()).or_default().push(i);
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut used = 0;
+    let mut stats: BTreeMap<&str, BandStats> = BTreeMap::new();
+    for (group, mut idx) in originals {
+        if let Some(n) = limit {
+            idx.shuffle(&mut rng);
+            idx.truncate(n);
+        }
+        used += idx.len();
+        let s = BandStats::pool(idx.iter().map(|&i| &mats[i])).ok_or_else(|| {
+            StageError::Other(format!(
+                "speaker `{group}`: its clips hold no frames to normalise with"
+            ))
+        })?;
+        stats.insert(group, s);
+    }
+    let rows = mats
+        .into_par_iter()
+        .zip(&a.items.items)
+        .map(|(m, it)| f.finish(m, stats.get(it.group.as_str())))
+        .collect();
+    Ok((rows, used))
+}
+
 fn check_spectral(p: &SpectralParams, mfcc: bool) -> Result<(), (String, String)> {
     if !mfcc && p.n_mfcc.is_some() {
         return Err(("n_mfcc".into(), "applies to `speech.mfcc` only".into()));
     }
     if p.frames == 0 {
         return Err(("frames".into(), "must be positive".into()));
+    }
+    match (p.speaker_clips, p.normalize) {
+        (Some(0), _) => return Err(("speaker_clips".into(), "must be positive".into())),
+        (Some(_), n) if n != Normalize::Speaker => {
+            return Err((
+                "speaker_clips".into(),
+                "applies to `normalize = \"speaker\"` only".into(),
+            ));
+        }
+        _ => {}
     }
     if p.pre_emphasis.is_some_and(|a| !(0.0..1.0).contains(&a)) {
         return Err(("pre_emphasis".into(), "must be in [0, 1)".into()));
@@ -606,6 +678,21 @@ impl TypedStage for Mfcc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn speaker_clips_needs_speaker_normalisation_and_a_positive_count() {
+        let mut p = SpectralParams {
+            speaker_clips: Some(20),
+            ..SpectralParams::default()
+        };
+        let err = check_spectral(&p, true).unwrap_err();
+        assert_eq!(err.0, "speaker_clips");
+        assert!(err.1.contains("speaker"), "{}", err.1);
+        p.normalize = Normalize::Speaker;
+        assert!(check_spectral(&p, true).is_ok());
+        p.speaker_clips = Some(0);
+        assert!(check_spectral(&p, true).is_err());
+    }
 
     #[test]
     fn templates_parse_fsdd_names() {
