@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::model::{EmbeddingNet, EmbeddingNetConfig, embed_ensemble, member_weights_file};
 use crate::preprocess::Preprocess;
+use crate::score_norm::center_embedding;
 use crate::stages::train::MODEL_KIND;
 use crate::{FacesError, Result};
 
@@ -21,6 +22,8 @@ pub struct FaceModel {
     manifest: Manifest,
     preprocess: Preprocess,
     threshold: f64,
+    /// Mean training embedding to centre on (`decision.center`; none for most models).
+    center: Option<Vec<f32>>,
     model_id: String,
     dim: usize,
     device: Device,
@@ -86,14 +89,35 @@ impl FaceModel {
             let net = load_weights(&weights, config.init(manifest.input_shape, &device))?;
             nets.push(net.valid());
         }
+        let dim = config.embedding_dim * members;
+        let center = match manifest.decision.get("center") {
+            None => None,
+            Some(c) => {
+                let c: Vec<f32> = serde_json::from_value(c.clone())
+                    .ok()
+                    .filter(|c: &Vec<f32>| c.len() == dim)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "manifest `decision.center` is not a list of {dim} numbers"
+                        ))
+                    })?;
+                // Centring changes every embedding: galleries made without it must not match.
+                hasher.update(b"center");
+                c.iter().for_each(|v| {
+                    hasher.update(&v.to_le_bytes());
+                });
+                Some(c)
+            }
+        };
         let model_id = hasher.finalize().to_hex()[..16].to_string();
         Ok(Self {
             nets,
             manifest,
             preprocess,
             threshold,
+            center,
             model_id,
-            dim: config.embedding_dim * members,
+            dim,
             device,
             dir,
         })
@@ -132,7 +156,11 @@ impl FaceModel {
     /// Embeddings of preprocessed inputs (each `height * width` values).
     pub fn embed_inputs(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-        let flat = embed_ensemble(&self.nets, &refs, self.preprocess.shape(), &self.device);
+        let mut flat = embed_ensemble(&self.nets, &refs, self.preprocess.shape(), &self.device);
+        if let Some(c) = &self.center {
+            flat.chunks_mut(self.dim.max(1))
+                .for_each(|v| center_embedding(v, c));
+        }
         flat.chunks(self.dim.max(1)).map(<[f32]>::to_vec).collect()
     }
 

@@ -9,6 +9,31 @@
 
 use crate::stages::embeddings::Similarity;
 
+/// The mean of `vectors` (each `dim` long); `None` when there are none.
+pub fn mean_embedding<'a>(
+    vectors: impl IntoIterator<Item = &'a [f32]>,
+    dim: usize,
+) -> Option<Vec<f32>> {
+    let mut sum = vec![0f64; dim];
+    let mut n = 0usize;
+    for v in vectors {
+        sum.iter_mut().zip(v).for_each(|(s, &x)| *s += x as f64);
+        n += 1;
+    }
+    (n > 0).then(|| sum.into_iter().map(|s| (s / n as f64) as f32).collect())
+}
+
+/// Centring: subtracts `center` (the training faces' mean embedding) from `v` and scales
+/// the rest to unit length. What all faces share, and so cannot tell people apart, no longer
+/// inflates every cosine; a global counterpart of S-norm's per-face statistics.
+pub fn center_embedding(v: &mut [f32], center: &[f32]) {
+    v.iter_mut().zip(center).for_each(|(x, c)| *x -= c);
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 1e-12 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
 /// A face's cohort statistics: mean and standard deviation of its top cohort scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CohortStats {
@@ -125,5 +150,24 @@ mod tests {
         let a = CohortStats { mean: 0.8, sd: 0.2 };
         let b = CohortStats { mean: 0.3, sd: 0.3 };
         assert!((s_norm(0.9, a, b) - 1.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn centring_subtracts_the_mean_and_renormalises() {
+        let a = [1.0f32, 0.0];
+        let b = [0.0f32, 1.0];
+        let mean = mean_embedding([&a[..], &b[..]], 2).unwrap();
+        assert_eq!(mean, vec![0.5, 0.5]);
+        let (mut x, mut y) = (a, b);
+        center_embedding(&mut x, &mean);
+        center_embedding(&mut y, &mean);
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((x[0] - h).abs() < 1e-6 && (x[1] + h).abs() < 1e-6, "{x:?}");
+        // Two faces at cosine 0 end up opposite once what they share is removed.
+        assert!((x[0] * y[0] + x[1] * y[1] + 1.0).abs() < 1e-6);
+        assert!(mean_embedding(std::iter::empty(), 2).is_none());
+        let mut zero = [0.5f32, 0.5];
+        center_embedding(&mut zero, &mean);
+        assert_eq!(zero, [0.0, 0.0], "the mean itself stays at zero, no NaN");
     }
 }

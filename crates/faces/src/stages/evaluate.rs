@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Role, Similarity};
-use crate::score_norm::{Cohort, CohortStats, s_norm};
+use crate::score_norm::{Cohort, CohortStats, center_embedding, mean_embedding, s_norm};
 use crate::verification::{pair_scores, roc, threshold_at_far, verification};
 
 /// Parameters of `faces.evaluate`.
@@ -48,6 +48,11 @@ pub struct EvaluateParams {
     /// about 1% of comparisons, which open-set identification against a gallery needs).
     /// With raw scores the exported model carries the threshold.
     pub target_far: Option<f64>,
+    /// Centre the network's embeddings: subtract the mean embedding of the fold's training
+    /// images and re-normalise before any score ([`crate::score_norm::center_embedding`]).
+    /// The validation threshold is re-chosen on the centred embeddings, and the exported
+    /// model stores the mean, so the apps centre theirs the same way.
+    pub center: bool,
 }
 
 impl Default for EvaluateParams {
@@ -58,6 +63,7 @@ impl Default for EvaluateParams {
             cohort_top: 0,
             threshold: ThresholdRule::Validation,
             target_far: None,
+            center: false,
         }
     }
 }
@@ -108,6 +114,25 @@ pub fn thresholds_from_other_folds(
         s.rule = format!("mean {at} of the other {} folds' test people", others.len());
     }
     Ok(())
+}
+
+/// Fold `f` with its embeddings centred on its training images' mean (returned too), and
+/// its validation threshold re-chosen on the centred embeddings; unchanged without
+/// training images.
+fn centered(f: &FoldEmbeddings, sim: Similarity) -> (FoldEmbeddings, Option<Vec<f32>>) {
+    let train = f.with_role(Role::Train);
+    let Some(mean) = mean_embedding(train.iter().map(|&i| f.vector(i)), f.dim) else {
+        return (f.clone(), None);
+    };
+    let mut g = f.clone();
+    for v in g.vectors.chunks_mut(f.dim.max(1)) {
+        center_embedding(v, &mean);
+    }
+    if let Some(t) = Scoring::new(&g, sim, ScoreNorm::None, 0).threshold_of(Role::Valid, None) {
+        g.threshold = t;
+        g.threshold_rule = "equal error rate on validation pairs (centred embeddings)".into();
+    }
+    (g, Some(mean))
 }
 
 /// How pair scores are normalised before the ROC and the decisions.
@@ -182,11 +207,19 @@ impl TypedStage for EvaluateFaces {
                 "model" => p.score_norm,
                 _ => ScoreNorm::None,
             };
-            let mut scorings: Vec<Scoring<'_>> = emb
+            // (fold, the mean it was centred with)
+            let folds: Vec<(FoldEmbeddings, Option<Vec<f32>>)> = emb
                 .folds
                 .iter()
                 .filter(wanted)
-                .map(|f| Scoring::new(f, emb.similarity, norm, p.cohort_top))
+                .map(|f| match key == "model" && p.center {
+                    true => centered(f, emb.similarity),
+                    false => (f.clone(), None),
+                })
+                .collect();
+            let mut scorings: Vec<Scoring<'_>> = folds
+                .iter()
+                .map(|(f, _)| Scoring::new(f, emb.similarity, norm, p.cohort_top))
                 .collect();
             match (p.threshold, p.target_far) {
                 (ThresholdRule::OtherFolds, far) => {
@@ -197,20 +230,24 @@ impl TypedStage for EvaluateFaces {
                     .for_each(|s| s.validation_threshold_at_far(far)),
                 (ThresholdRule::Validation, None) => {}
             }
-            for scoring in &scorings {
+            for (scoring, (_, center)) in scorings.iter().zip(&folds) {
                 let f = scoring.f;
                 let (m, g, i) = evaluate_fold(f, scoring, p.enroll);
                 ctx.log(&format!("{} fold {}: {}", emb.method, f.fold, m));
                 per_fold.insert(f.fold.clone(), m);
                 genuine.extend(g);
                 impostor.extend(i);
-                // Apps score raw similarity: only a raw-scale threshold may replace the
-                // exported model's.
-                if key == "model" && recalibrated && scoring.norm() == ScoreNorm::None {
-                    decisions.insert(
-                        f.fold.clone(),
-                        json!({"threshold": scoring.threshold, "rule": scoring.rule}),
-                    );
+                // Apps score raw (or centred) similarity: only a threshold in that scale
+                // may replace the exported model's.
+                if key == "model"
+                    && (recalibrated || center.is_some())
+                    && scoring.norm() == ScoreNorm::None
+                {
+                    let mut d = json!({"threshold": scoring.threshold, "rule": scoring.rule});
+                    if let Some(c) = center {
+                        d["center"] = json!(c);
+                    }
+                    decisions.insert(f.fold.clone(), d);
                 }
             }
             let folds: Vec<Value> = per_fold.values().cloned().collect();
