@@ -15,10 +15,12 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     let runs = tmp.path().join("runs");
     let runs_s = runs.to_str().unwrap();
     let repo = repo();
-    let out = ok(
-        &repo,
-        &["run", "pipelines/quickstart.toml", "--runs-dir", runs_s],
-    );
+    let run_quickstart = |extra: &[&str]| {
+        let mut args = vec!["run", "pipelines/quickstart.toml", "--runs-dir", runs_s];
+        args.extend(extra);
+        ok(&repo, &args)
+    };
+    let out = run_quickstart(&[]);
     let run = run_dir(&out, &repo);
     let m = metrics(&run);
     let acc = m["eval"]["accuracy"].as_f64().unwrap();
@@ -92,26 +94,13 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     }
 
     // Nothing changed: nothing recomputed, and it says so.
-    let again = ok(
-        &repo,
-        &["run", "pipelines/quickstart.toml", "--runs-dir", runs_s],
-    );
+    let again = run_quickstart(&[]);
     assert!(again.stdout.contains("nothing changed"), "{}", again.stdout);
     let run2 = run_dir(&again, &repo);
     assert_eq!(metrics(&run2)["eval"]["accuracy"], m["eval"]["accuracy"]);
 
     // One parameter changed: only that stage and those after it run.
-    let changed = ok(
-        &repo,
-        &[
-            "run",
-            "pipelines/quickstart.toml",
-            "--runs-dir",
-            runs_s,
-            "--set",
-            "eval.top_k=2",
-        ],
-    );
+    let changed = run_quickstart(&["--set", "eval.top_k=2"]);
     let status: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir(&changed, &repo).join("status.json")).unwrap(),
     )
@@ -211,19 +200,12 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     // A model normalised with a speaker's pooled statistics (one epoch: this checks the
     // plumbing; `speech-fsdd-loso.toml` measures the accuracy). The manifest says so, and
     // `--same-speaker` pools over the files given instead of taking each file alone.
-    let out = ok(
-        &repo,
-        &[
-            "run",
-            "pipelines/quickstart.toml",
-            "--runs-dir",
-            runs_s,
-            "--set",
-            "features.normalize=speaker",
-            "--set",
-            "train.training.epochs=1",
-        ],
-    );
+    let out = run_quickstart(&[
+        "--set",
+        "features.normalize=speaker",
+        "--set",
+        "train.training.epochs=1",
+    ]);
     let spk_run = run_dir(&out, &repo);
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(spk_run.join("model/manifest.json")).unwrap(),
