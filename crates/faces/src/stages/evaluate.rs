@@ -49,7 +49,7 @@ pub struct EvaluateParams {
     /// With raw scores the exported model carries the threshold.
     pub target_far: Option<f64>,
     /// Centre the network's embeddings: subtract the mean embedding of the fold's training
-    /// images and re-normalise before any score ([`crate::score_norm::center_embedding`]).
+    /// images and re-normalise before any score.
     /// The validation threshold is re-chosen on the centred embeddings, and the exported
     /// model stores the mean, so the apps centre theirs the same way.
     pub center: bool,
