@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{MelConfig, MelExtractor};
+use crate::features::{Matrix, MelConfig, MelExtractor};
 use crate::{Result, SpeechError};
 
 /// Complete feature settings, as stored in a model manifest (`features`).
@@ -50,17 +50,6 @@ pub enum Normalize {
     Speaker,
 }
 
-/// One clip's features before normalisation: `rows` bands x `cols` frames, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureMatrix {
-    /// Bands (mel bands or MFCC coefficients).
-    pub rows: usize,
-    /// Frames.
-    pub cols: usize,
-    /// `rows * cols` values.
-    pub data: Vec<f32>,
-}
-
 /// Per-band mean and standard deviation pooled over frames of one or more clips.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BandStats {
@@ -73,7 +62,7 @@ pub struct BandStats {
 impl BandStats {
     /// Pools every frame of `mats`; `None` when they hold no frame or disagree on the
     /// number of bands.
-    pub fn pool<'a>(mats: impl IntoIterator<Item = &'a FeatureMatrix>) -> Option<Self> {
+    pub fn pool<'a>(mats: impl IntoIterator<Item = &'a Matrix>) -> Option<Self> {
         let mut rows = None;
         let (mut sum, mut sq, mut n) = (Vec::new(), Vec::new(), 0usize);
         for m in mats {
@@ -104,7 +93,7 @@ impl BandStats {
     }
 
     /// Subtracts each band's mean and divides by its spread.
-    pub fn apply(&self, m: &mut FeatureMatrix) {
+    pub fn apply(&self, m: &mut Matrix) {
         for (r, band) in m.data.chunks_mut(m.cols.max(1)).enumerate().take(m.rows) {
             let (mean, std) = (self.mean[r], self.std[r]);
             for v in band {
@@ -170,7 +159,7 @@ impl Featurizer {
     }
 
     /// One clip's features before normalisation (trimmed, pre-emphasised).
-    pub fn matrix(&self, samples: &[f32]) -> FeatureMatrix {
+    pub fn matrix(&self, samples: &[f32]) -> Matrix {
         let y = match self.cfg.trim_db {
             Some(db) => trim_silence(samples, db, self.cfg.mel.n_fft, self.cfg.mel.hop_length),
             None => samples,
@@ -183,29 +172,23 @@ impl Featurizer {
             }
             None => y,
         };
-        let m = if self.cfg.kind == "speech.mfcc" {
+        if self.cfg.kind == "speech.mfcc" {
             self.extractor.mfcc(y, self.cfg.n_mfcc.unwrap_or(13))
         } else {
             self.extractor.log_mel(y)
-        };
-        FeatureMatrix {
-            rows: m.rows,
-            cols: m.cols,
-            data: m.data,
         }
     }
 
     /// Normalises a matrix and fits it to the model's frames. `speaker`: the speaker's
     /// pooled statistics, used by [`Normalize::Speaker`] (without them the clip's own).
-    pub fn finish(&self, mut m: FeatureMatrix, speaker: Option<&BandStats>) -> Vec<f32> {
-        match self.cfg.normalize {
-            Normalize::None => {}
-            Normalize::Utterance => normalize(&mut m.data),
-            Normalize::Band => m.data.chunks_mut(m.cols.max(1)).for_each(normalize),
-            Normalize::Speaker => match speaker {
-                Some(s) => s.apply(&mut m),
-                None => m.data.chunks_mut(m.cols.max(1)).for_each(normalize),
-            },
+    pub fn finish(&self, mut m: Matrix, speaker: Option<&BandStats>) -> Vec<f32> {
+        match (self.cfg.normalize, speaker) {
+            (Normalize::None, _) => {}
+            (Normalize::Utterance, _) => normalize(&mut m.data),
+            (Normalize::Speaker, Some(s)) => s.apply(&mut m),
+            (Normalize::Band | Normalize::Speaker, _) => {
+                m.data.chunks_mut(m.cols.max(1)).for_each(normalize)
+            }
         }
         fit_frames(&m.data, m.rows, m.cols, self.cfg.frames)
     }
@@ -221,7 +204,7 @@ impl Featurizer {
         if self.cfg.normalize != Normalize::Speaker {
             return clips.iter().map(|c| self.compute(c)).collect();
         }
-        let mats: Vec<FeatureMatrix> = clips.iter().map(|c| self.matrix(c)).collect();
+        let mats: Vec<Matrix> = clips.iter().map(|c| self.matrix(c)).collect();
         let stats = BandStats::pool(&mats);
         mats.into_iter()
             .map(|m| self.finish(m, stats.as_ref()))
@@ -320,12 +303,12 @@ mod tests {
     #[test]
     fn pooled_band_stats_match_hand_computed_values() {
         // Band 0 holds 1, 3 then 5, 7; band 1 holds 2, 2 then 2, 2.
-        let a = FeatureMatrix {
+        let a = Matrix {
             rows: 2,
             cols: 2,
             data: vec![1., 3., 2., 2.],
         };
-        let b = FeatureMatrix {
+        let b = Matrix {
             rows: 2,
             cols: 2,
             data: vec![5., 7., 2., 2.],
@@ -338,8 +321,8 @@ mod tests {
         s.apply(&mut c);
         assert!((c.data[0] + 3.0 / 5f64.sqrt() as f32).abs() < 1e-6);
         assert_eq!(c.data[2], 0.0);
-        assert!(BandStats::pool([] as [&FeatureMatrix; 0]).is_none());
-        let odd = FeatureMatrix {
+        assert!(BandStats::pool([] as [&Matrix; 0]).is_none());
+        let odd = Matrix {
             rows: 3,
             cols: 1,
             data: vec![0.; 3],

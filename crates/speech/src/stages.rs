@@ -1,7 +1,7 @@
 //! Speech stage kinds: `speech.load_wav`, `speech.augment`, `speech.log_mel`, `speech.mfcc`.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,8 +15,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{WaveAugmentConfig, augment_clip};
-use crate::features::MelConfig;
-use crate::input::{BandStats, FeatureConfig, FeatureMatrix, Featurizer, Normalize};
+use crate::features::{Matrix, MelConfig};
+use crate::input::{BandStats, FeatureConfig, Featurizer, Normalize};
 use crate::resample::resample;
 use crate::wav::read_wav;
 
@@ -532,15 +532,9 @@ fn featurize(
     let f = Featurizer::new(&cfg)?;
     let shape = f.shape();
     let rows: Vec<Vec<f32>> = if p.normalize == Normalize::Speaker {
-        let (rows, used) = speaker_normalised(&f, a, p.speaker_clips, ctx.seed)?;
+        let (rows, used, speakers) = speaker_normalised(&f, a, p.speaker_clips, ctx.seed)?;
         ctx.log(&format!(
-            "speaker statistics from {used} original clips of {} speakers",
-            a.items
-                .items
-                .iter()
-                .map(|it| &it.group)
-                .collect::<BTreeSet<_>>()
-                .len()
+            "speaker statistics from {used} original clips of {speakers} speakers"
         ));
         rows
     } else {
@@ -559,15 +553,15 @@ fn featurize(
 
 /// Every clip normalised with its speaker's (group's) statistics, pooled over up to
 /// `limit` of the speaker's original clips (drawn with `seed`; all when `None`). Augmented
-/// copies use the statistics of their original's speaker. Returns the inputs and how many
-/// clips made the statistics.
+/// copies use the statistics of their original's speaker. Returns the inputs, how many
+/// clips made the statistics and how many speakers there are.
 fn speaker_normalised(
     f: &Featurizer,
     a: &AudioSet,
     limit: Option<usize>,
     seed: u64,
-) -> Result<(Vec<Vec<f32>>, usize), StageError> {
-    let mats: Vec<FeatureMatrix> = a.clips.par_iter().map(|c| f.matrix(c)).collect();
+) -> Result<(Vec<Vec<f32>>, usize, usize), StageError> {
+    let mats: Vec<Matrix> = a.clips.par_iter().map(|c| f.matrix(c)).collect();
     let mut originals: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, it) in a.items.items.iter().enumerate() {
         if it.source.is_none() {
@@ -595,7 +589,7 @@ fn speaker_normalised(
         .zip(&a.items.items)
         .map(|(m, it)| f.finish(m, stats.get(it.group.as_str())))
         .collect();
-    Ok((rows, used))
+    Ok((rows, used, stats.len()))
 }
 
 fn check_spectral(p: &SpectralParams, mfcc: bool) -> Result<(), (String, String)> {

@@ -212,9 +212,12 @@ impl TypedStage for EvaluateFaces {
                 .folds
                 .iter()
                 .filter(wanted)
-                .map(|f| match key == "model" && p.center {
-                    true => centered(f, emb.similarity),
-                    false => (f.clone(), None),
+                .map(|f| {
+                    if key == "model" && p.center {
+                        centered(f, emb.similarity)
+                    } else {
+                        (f.clone(), None)
+                    }
                 })
                 .collect();
             let mut scorings: Vec<Scoring<'_>> = folds
