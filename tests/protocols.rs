@@ -2,12 +2,13 @@
 
 use crate::util::*;
 
-/// Measured with seed 42 (README "Results"), speaker-level normalisation: mean fold
-/// accuracy 0.945 over the five speakers with gemm's AVX-512 kernels (george 0.910,
-/// jackson 0.938, lucas 0.980, theo 0.964, yweweler 0.932); seeds 7 and 123 gave
-/// 0.928 and 0.918, so rounding differences between machines can move it by as much.
-/// Per-clip normalisation gave 0.920 (AVX-512) and 0.913 (AVX2 kernels).
-const LOSO_MEAN_FLOOR: f64 = 0.90;
+/// Measured with seed 42 (README "Results"), speaker-level normalisation of the features
+/// and batch norm per speaker: mean fold accuracy 0.944 over the five speakers with gemm's
+/// AVX-512 kernels (george 0.878, jackson 0.938, lucas 0.988, theo 0.970, yweweler
+/// 0.948); seeds 7 and 123 gave 0.946 and 0.946. Before batch norm per speaker, the three
+/// seeds spread from 0.918 to 0.945, which is how far rounding differences between
+/// machines can move a run; the floor leaves that much room.
+const LOSO_MEAN_FLOOR: f64 = 0.92;
 /// Measured with seed 42 (AVX2 kernels): 0.984 on takes 0-4 (speaker-dependent).
 const TAKES_FLOOR: f64 = 0.95;
 

@@ -197,12 +197,15 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     eprintln!("spot: {right}/{} digits right", digits.len());
     assert!(right >= 3, "spotting labels mostly right: {}", out.stdout);
 
-    // A model normalised with a speaker's pooled statistics (one epoch: this checks the
-    // plumbing; `speech-fsdd-loso.toml` measures the accuracy). The manifest says so, and
-    // `--same-speaker` pools over the files given instead of taking each file alone.
+    // A model normalised with a speaker's pooled statistics, in its features and in its
+    // batch norm (one epoch: this checks the plumbing; `speech-fsdd-loso.toml` measures
+    // the accuracy). The manifest says so, and `--same-speaker` pools over the files given
+    // instead of taking each file alone.
     let out = run_quickstart(&[
         "--set",
         "features.normalize=speaker",
+        "--set",
+        "train.batch_norm=group",
         "--set",
         "train.training.epochs=1",
     ]);
@@ -212,6 +215,7 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     )
     .unwrap();
     assert_eq!(manifest["features"]["normalize"], "speaker");
+    assert_eq!(manifest["training"]["batch_norm"], "group");
     let model = spk_run.join("model");
     let clips: Vec<String> = (0..6)
         .map(|d| {

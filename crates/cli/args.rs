@@ -140,8 +140,9 @@ pub struct RecognizeArgs {
     /// One JSON object per line (`path`, `label`, `score`, `top`).
     #[arg(long)]
     pub json: bool,
-    /// The files are one speaker's: a model trained with `normalize = "speaker"` pools
-    /// its normalisation statistics over all of them (the more clips, the better).
+    /// The files are one speaker's: a model trained with `normalize = "speaker"` or
+    /// `batch_norm = "group"` pools its normalisation statistics over all of them (the
+    /// more clips, the better).
     #[arg(long)]
     pub same_speaker: bool,
 }

@@ -48,7 +48,7 @@ fn recognize(a: RecognizeArgs) -> anyhow::Result<()> {
     if rec.wants_speaker_statistics() && a.files.len() > 1 {
         eprintln!(
             "note: this model normalises with a speaker's pooled statistics; if these files \
-             are one speaker's, --same-speaker uses them (each file is now normalised alone)"
+             are one speaker's, --same-speaker uses them (each file is now prepared alone)"
         );
     }
     let mut failed = 0;

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{read_json, write_json_atomic};
-use crate::model::{ConvClassifier, ConvClassifierConfig, ConvEnsemble};
+use crate::model::{BatchNormScope, ConvClassifier, ConvClassifierConfig, ConvEnsemble};
 use crate::{CoreError, Result};
 
 /// File name of the manifest inside a model directory.
@@ -164,6 +164,18 @@ pub fn member_configs(manifest: &Manifest, dir: &Path) -> Result<Vec<ConvClassif
     Ok(configs)
 }
 
+/// How a model's batch norm treats groups: the manifest's `training.batch_norm`
+/// (models written before the setting existed: pooled).
+pub fn batch_norm_scope(manifest: &Manifest, dir: &Path) -> Result<BatchNormScope> {
+    match manifest.training.get("batch_norm") {
+        None => Ok(BatchNormScope::Pooled),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| CoreError::Json {
+            path: dir.join(MANIFEST_FILE),
+            source: e,
+        }),
+    }
+}
+
 /// Loads a `conv_classifier` model directory (one network or an ensemble) onto `device`.
 pub fn load_conv_ensemble(dir: &Path, device: &Device) -> Result<(ConvEnsemble, Manifest)> {
     let manifest = Manifest::load(dir)?;
@@ -209,6 +221,22 @@ mod tests {
     }
 
     #[test]
+    fn the_batch_norm_scope_is_read_from_the_training_section() {
+        let cfg = ConvClassifierConfig::default();
+        let mut m = manifest(&cfg, [1, 4, 4]);
+        let dir = Path::new("models/x");
+        assert_eq!(batch_norm_scope(&m, dir).unwrap(), BatchNormScope::Pooled);
+        m.training = serde_json::json!({"batch_norm": "group"});
+        assert_eq!(batch_norm_scope(&m, dir).unwrap(), BatchNormScope::Group);
+        m.training = serde_json::json!({"batch_norm": "per-speaker"});
+        let err = batch_norm_scope(&m, dir).unwrap_err().to_string();
+        assert!(
+            err.contains("models/x/manifest.json") && err.contains("per-speaker"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_saved_model_reloads_with_identical_outputs() {
         let plain = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
         let train = plain.clone().autodiff();
@@ -230,6 +258,7 @@ mod tests {
                 x: &x,
                 shape,
                 labels: &labels,
+                groups: None,
             };
             let idx: Vec<usize> = (0..12).collect();
             let tc = crate::train::TrainConfig {

@@ -109,6 +109,54 @@ impl ConvClassifierConfig {
     }
 }
 
+/// Which statistics batch norm layers normalise with when a network is used (not trained).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum NormStats {
+    /// The running statistics gathered in training; any batch size, one item included.
+    #[default]
+    Running,
+    /// The batch's own statistics, `weight` of them blended with the running ones
+    /// (`1 - weight`) as a mixture: passing all of one group's items (one speaker's clips)
+    /// as one batch adapts every layer to that group (AdaBN, Li et al. 2016); the running
+    /// statistics steady the estimate when the batch is small ([`NormStats::for_group`]).
+    Batch {
+        /// Weight of the batch's statistics, in `[0, 1]`.
+        weight: f64,
+    },
+}
+
+/// How many items the running statistics count for against a group's own
+/// ([`NormStats::for_group`]). Measured through `speech recognize --same-speaker` on one
+/// held-out speaker (README): with 30, batches of 1 / 3 clips score 77.4 / 84.4% against
+/// 34.0 / 75.0% on a batch's own statistics alone, and all 500 clips score the same.
+pub const GROUP_PRIOR_ITEMS: f64 = 30.0;
+
+impl NormStats {
+    /// The statistics for `items` items of one group passed as one batch: their own,
+    /// weighted `items / (items + GROUP_PRIOR_ITEMS)` against the running statistics.
+    pub fn for_group(items: usize) -> Self {
+        let n = items as f64;
+        Self::Batch {
+            weight: n / (n + GROUP_PRIOR_ITEMS),
+        }
+    }
+}
+
+/// How batch norm treats the groups (speakers) of a training set.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchNormScope {
+    /// Training batches mix groups; held-out items use the running statistics.
+    #[default]
+    Pooled,
+    /// Every training batch holds one group's items, and a held-out group is normalised
+    /// with the statistics of all its items, passed as one batch ([`NormStats::for_group`]):
+    /// unsupervised adaptation to a new speaker, layer by layer.
+    Group,
+}
+
 /// Convolution, batch norm, ReLU and an optional 2x2 max pool.
 #[derive(Module, Debug)]
 pub struct ConvBlock {
@@ -118,7 +166,7 @@ pub struct ConvBlock {
 }
 
 impl ConvBlock {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, stats: NormStats) -> Tensor<4> {
         // Every block `init` builds has stride 1, no bias and padding k / 2, which is what
         // `temporal_conv` assumes; a `[1, k]` kernel over a height-1 input can take it.
         let [_, _, kh, _] = self.conv.weight.dims();
@@ -127,11 +175,41 @@ impl ConvBlock {
         } else {
             self.conv.forward(x)
         };
-        let x = relu(self.norm.forward(y));
+        let y = match stats {
+            NormStats::Running => self.norm.forward(y),
+            NormStats::Batch { weight } => self.adapted_norm(y, weight),
+        };
+        let x = relu(y);
         match &self.pool {
             Some(pool) => pool.forward(x),
             None => x,
         }
+    }
+}
+
+impl ConvBlock {
+    /// Batch norm with the mixture of `y`'s own statistics (weight `w`) and the running
+    /// ones: mean `w m_b + (1 - w) m_r`, variance `w v_b + (1 - w) v_r + w (1 - w)
+    /// (m_b - m_r)^2`.
+    fn adapted_norm(&self, y: Tensor<4>, w: f64) -> Tensor<4> {
+        let [b, c, h, wd] = y.dims();
+        let device = y.device();
+        let per_channel: Tensor<2> = y.clone().swap_dims(0, 1).reshape([c, b * h * wd]);
+        let (var_b, mean_b) = per_channel.var_mean_bias(1);
+        let (var_b, mean_b): (Tensor<1>, Tensor<1>) = (var_b.reshape([c]), mean_b.reshape([c]));
+        let mean_r = self.norm.running_mean.value().to_device(&device);
+        let var_r = self.norm.running_var.value().to_device(&device);
+        let gap = (mean_b.clone() - mean_r.clone()).powi_scalar(2);
+        let mean = mean_b * w + mean_r * (1.0 - w);
+        let var = var_b * w + var_r * (1.0 - w) + gap * (w * (1.0 - w));
+        burn::tensor::module::batch_norm(
+            y,
+            self.norm.gamma.val(),
+            self.norm.beta.val(),
+            mean,
+            var,
+            self.norm.epsilon,
+        )
     }
 }
 
@@ -183,6 +261,13 @@ pub struct ConvClassifier {
 impl ConvClassifier {
     /// Class logits for a batch.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_with(x, NormStats::Running)
+    }
+
+    /// Class logits for a batch, batch norm using `stats` (in training, on an autodiff
+    /// device, batch norm uses the batch's statistics either way, and updates the running
+    /// ones only with [`NormStats::Running`]).
+    pub fn forward_with(&self, x: Tensor<4>, stats: NormStats) -> Tensor<2> {
         let mut x = if self.temporal {
             // [batch, channels, rows, cols] -> [batch, channels * rows, 1, cols]
             let [b, c, h, w] = x.dims();
@@ -191,7 +276,7 @@ impl ConvClassifier {
             x
         };
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, stats);
         }
         let x: Tensor<2> = self.global_pool.forward(x).flatten(1, 3);
         self.head.forward(self.dropout.forward(x))
@@ -208,10 +293,15 @@ pub struct ConvEnsemble {
 impl ConvEnsemble {
     /// Mean class probabilities of the members, `[batch, classes]`.
     pub fn probabilities(&self, x: Tensor<4>) -> Tensor<2> {
+        self.probabilities_with(x, NormStats::Running)
+    }
+
+    /// [`Self::probabilities`] with batch norm using `stats`.
+    pub fn probabilities_with(&self, x: Tensor<4>, stats: NormStats) -> Tensor<2> {
         let n = self.members.len().max(1) as f64;
         let mut sum: Option<Tensor<2>> = None;
         for m in &self.members {
-            let p = burn::tensor::activation::softmax(m.forward(x.clone()), 1);
+            let p = burn::tensor::activation::softmax(m.forward_with(x.clone(), stats), 1);
             sum = Some(match sum {
                 Some(s) => s + p,
                 None => p,
@@ -227,6 +317,13 @@ pub trait Classifier: Module + Clone + Send + 'static {
     /// Class logits, `[batch, classes]`.
     fn logits(&self, x: Tensor<4>) -> Tensor<2>;
 
+    /// Class logits with batch norm using `stats`. Defaults to [`Self::logits`], for
+    /// networks whose normalisation does not depend on the batch.
+    fn logits_with(&self, x: Tensor<4>, stats: NormStats) -> Tensor<2> {
+        let _ = stats;
+        self.logits(x)
+    }
+
     /// Logits the training loss sees, given the batch's targets: margin-based losses
     /// (CosFace, ArcFace) penalise the target class here. Defaults to [`Self::logits`].
     fn train_logits(&self, x: Tensor<4>, targets: Tensor<1, burn::tensor::Int>) -> Tensor<2> {
@@ -239,12 +336,75 @@ impl Classifier for ConvClassifier {
     fn logits(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward(x)
     }
+
+    fn logits_with(&self, x: Tensor<4>, stats: NormStats) -> Tensor<2> {
+        self.forward_with(x, stats)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::tensor::Distribution;
+
+    #[test]
+    fn batch_statistics_adapt_to_the_batch_and_running_ones_do_not() {
+        let device = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
+        device.seed(3);
+        let cfg = ConvClassifierConfig {
+            channels: vec![8, 8],
+            kernel: 3,
+            dropout: 0.0,
+            temporal: true,
+        };
+        let net = cfg.init([1, 5, 12], 4, &device);
+        let x = Tensor::<4>::random([6, 1, 5, 12], Distribution::Normal(0.0, 1.0), &device);
+        let logits = |x: Tensor<4>, stats| -> Vec<f32> {
+            net.forward_with(x, stats).into_data().try_to_vec().unwrap()
+        };
+        // Batch norm over a convolution without bias: scaling a whole batch by 10 scales
+        // every block's output and its batch statistics alike, so the logits stay
+        // (up to epsilon); with the fixed running statistics they move.
+        let max_diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max)
+        };
+        let own = NormStats::Batch { weight: 1.0 };
+        let batch = logits(x.clone(), own);
+        let batch_scaled = logits(x.clone() * 10.0, own);
+        assert!(
+            max_diff(&batch, &batch_scaled) < 1e-3,
+            "{batch:?} / {batch_scaled:?}"
+        );
+        let running = logits(x.clone(), NormStats::Running);
+        let running_scaled = logits(x.clone() * 10.0, NormStats::Running);
+        assert!(max_diff(&running, &running_scaled) > 0.1);
+        let none_of_the_batch = logits(x.clone(), NormStats::Batch { weight: 0.0 });
+        assert!(max_diff(&running, &none_of_the_batch) < 1e-5);
+        // Half and half lies between (it moves with the scale, less than Running).
+        let half_scaled = logits(x.clone() * 10.0, NormStats::Batch { weight: 0.5 });
+        let half = logits(x.clone(), NormStats::Batch { weight: 0.5 });
+        let moved = max_diff(&half, &half_scaled);
+        assert!(
+            moved > 1e-3 && moved < max_diff(&running, &running_scaled),
+            "{moved}"
+        );
+        let n = [1usize, 10, 500].map(|n| match NormStats::for_group(n) {
+            NormStats::Batch { weight } => weight,
+            NormStats::Running => -1.0,
+        });
+        assert!(
+            n[0] < 0.05 && (n[1] - 0.25).abs() < 1e-9 && n[2] > 0.9,
+            "{n:?}"
+        );
+        assert_eq!(
+            running,
+            logits(x, NormStats::Running),
+            "`forward` is Running"
+        );
+    }
 
     #[test]
     fn temporal_conv_equals_the_conv2d_it_replaces() {

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use profundo_core::backend::{self, BackendKind};
-use profundo_core::manifest::{Manifest, load_conv_ensemble, resolve_model_dir};
+use profundo_core::manifest::{Manifest, batch_norm_scope, load_conv_ensemble, resolve_model_dir};
 use profundo_core::metrics::top_k_indices;
-use profundo_core::model::ConvEnsemble;
+use profundo_core::model::{BatchNormScope, ConvEnsemble, NormStats};
 use serde::Serialize;
 
 use crate::input::{Featurizer, Normalize};
@@ -19,6 +19,7 @@ pub struct Recognizer {
     model: ConvEnsemble,
     manifest: Manifest,
     featurizer: Featurizer,
+    batch_norm: BatchNormScope,
     device: Device,
 }
 
@@ -44,10 +45,12 @@ impl Recognizer {
         let (model, manifest) = load_conv_ensemble(&dir, &device)?;
         let featurizer = Featurizer::from_manifest(&manifest.features)
             .map_err(|e| SpeechError::Config(format!("{}: {e}", dir.display())))?;
+        let batch_norm = batch_norm_scope(&manifest, &dir)?;
         Ok(Self {
             model,
             manifest,
             featurizer,
+            batch_norm,
             device,
         })
     }
@@ -66,22 +69,30 @@ impl Recognizer {
     /// each clip is prepared on its own.
     pub fn probabilities(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
         let inputs: Vec<Vec<f32>> = clips.iter().map(|c| self.featurizer.compute(c)).collect();
-        self.classify(inputs)
+        self.classify(inputs, NormStats::Running)
     }
 
     /// Class probabilities for several clips of one speaker: a model trained with
-    /// `normalize = "speaker"` normalises them with statistics pooled over all of them
-    /// (the more clips, the closer to training); other models as [`Self::probabilities`].
+    /// `normalize = "speaker"` normalises the features with statistics pooled over all of
+    /// them, and one trained with `batch_norm = "group"` normalises every layer with their
+    /// statistics (the more clips, the closer to training); other models as
+    /// [`Self::probabilities`].
     pub fn probabilities_same_speaker(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
-        self.classify(self.featurizer.compute_same_speaker(clips))
+        let stats = match self.batch_norm {
+            BatchNormScope::Group => NormStats::for_group(clips.len()),
+            BatchNormScope::Pooled => NormStats::Running,
+        };
+        self.classify(self.featurizer.compute_same_speaker(clips), stats)
     }
 
-    /// Whether the model expects a speaker's pooled statistics (`normalize = "speaker"`).
+    /// Whether the model expects statistics over several clips of one speaker
+    /// (`normalize = "speaker"` or `batch_norm = "group"`).
     pub fn wants_speaker_statistics(&self) -> bool {
         self.featurizer.config().normalize == Normalize::Speaker
+            || self.batch_norm == BatchNormScope::Group
     }
 
-    fn classify(&self, inputs: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    fn classify(&self, inputs: Vec<Vec<f32>>, stats: NormStats) -> Vec<Vec<f32>> {
         if inputs.is_empty() {
             return Vec::new();
         }
@@ -89,7 +100,7 @@ impl Recognizer {
         let items = inputs.len();
         let buf: Vec<f32> = inputs.into_iter().flatten().collect();
         let x = Tensor::<4>::from_data(TensorData::new(buf, [items, c, h, w]), &self.device);
-        let probs = self.model.probabilities(x);
+        let probs = self.model.probabilities_with(x, stats);
         let n = self.manifest.labels.len();
         let flat: Vec<f32> = probs.into_data().try_to_vec().unwrap_or_default();
         flat.chunks(n).map(<[f32]>::to_vec).collect()
@@ -275,6 +286,82 @@ pub fn voiced_segments(samples: &[f32], sr: f32, cfg: &SpotConfig) -> Vec<(usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use profundo_core::manifest::save_conv_ensemble;
+    use profundo_core::model::ConvClassifierConfig;
+
+    /// An untrained temporal CNN saved with per-clip MFCC features and the given
+    /// `training` section, loaded as a recogniser.
+    fn recognizer(dir: &Path, training: serde_json::Value) -> Recognizer {
+        let device = backend::device(BackendKind::Flex, "cpu").unwrap();
+        device.seed(4);
+        let cfg = ConvClassifierConfig {
+            channels: vec![8, 8],
+            kernel: 3,
+            dropout: 0.0,
+            temporal: true,
+        };
+        let shape = [1, 13, 48];
+        let manifest = Manifest {
+            format: 1,
+            kind: "conv_classifier".into(),
+            task: "speech.digits".into(),
+            profundo_version: profundo_core::VERSION.into(),
+            created: "now".into(),
+            model: serde_json::json!([cfg]),
+            input_shape: shape,
+            labels: (0..3).map(|d| d.to_string()).collect(),
+            features: serde_json::json!({
+                "frames": 48, "kind": "speech.mfcc", "n_mfcc": 13, "normalize": "band",
+                "pre_emphasis": 0.97, "trim_db": 40.0,
+                "mel": {"f_max": null, "f_min": 0.0, "hop_length": 128, "n_fft": 256,
+                        "n_mels": 40, "sample_rate": 8000, "top_db": 80.0}
+            }),
+            training,
+            metrics: serde_json::json!({}),
+            dataset_fingerprint: "test".into(),
+            decision: serde_json::Value::Null,
+        };
+        save_conv_ensemble(dir, &[cfg.init(shape, 3, &device)], &manifest).unwrap();
+        Recognizer::load(dir, BackendKind::Flex, "cpu").unwrap()
+    }
+
+    fn tones() -> Vec<Vec<f32>> {
+        [300.0f32, 450.0, 800.0, 1200.0]
+            .iter()
+            .map(|f| {
+                (0..4000)
+                    .map(|i| 0.3 * (i as f32 * f * std::f32::consts::TAU / 8000.0).sin())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_batch_norm_model_normalises_one_speakers_clips_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clips = tones();
+        let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+
+        let group = recognizer(
+            &tmp.path().join("group"),
+            serde_json::json!({"batch_norm": "group"}),
+        );
+        assert!(group.wants_speaker_statistics());
+        let alone = group.probabilities(&refs);
+        let together = group.probabilities_same_speaker(&refs);
+        // Per-clip features are the same either way, so only batch norm differs.
+        let inputs = refs.iter().map(|c| group.featurizer.compute(c)).collect();
+        let want = group.classify(inputs, NormStats::for_group(refs.len()));
+        assert_eq!(together, want, "all clips in one batch, its own statistics");
+        assert_ne!(together, alone);
+
+        let pooled = recognizer(&tmp.path().join("pooled"), serde_json::json!({}));
+        assert!(!pooled.wants_speaker_statistics());
+        assert_eq!(
+            pooled.probabilities_same_speaker(&refs),
+            pooled.probabilities(&refs)
+        );
+    }
 
     #[test]
     fn segments_are_found_between_silences() {

@@ -25,7 +25,7 @@ pub use checkpoint::{Checkpointer, State as CheckpointState};
 pub use schedule::{LrPlan, Schedule};
 
 use crate::augment::Augmenter;
-use crate::model::Classifier;
+use crate::model::{Classifier, NormStats};
 use crate::progress::Progress;
 use crate::{CoreError, Result};
 
@@ -115,6 +115,12 @@ pub struct Examples<'a> {
     pub shape: [usize; 3],
     /// Class index of each item.
     pub labels: &'a [usize],
+    /// Group index of each item (its speaker), for batch norm per group
+    /// ([`crate::model::BatchNormScope::Group`]): every training batch then holds one
+    /// group's items, and evaluation passes each group's items as one batch normalised
+    /// with their own statistics. `None`: batches mix groups, evaluation uses the running
+    /// statistics.
+    pub groups: Option<&'a [usize]>,
 }
 
 impl Examples<'_> {
@@ -147,6 +153,67 @@ impl Examples<'_> {
         let t: Vec<i64> = idx.iter().map(|&i| self.labels[i] as i64).collect();
         Tensor::from_data(TensorData::new(t, [idx.len()]), device)
     }
+
+    /// One epoch's training batches of `order` (already shuffled): consecutive chunks of
+    /// `batch_size`, or with groups, each group's items in order chunked on their own and
+    /// the chunks shuffled.
+    fn training_batches(
+        &self,
+        order: &[usize],
+        batch_size: usize,
+        rng: &mut StdRng,
+    ) -> Vec<Vec<usize>> {
+        let Some(groups) = self.groups else {
+            return order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        };
+        let mut batches: Vec<Vec<usize>> = group_items(order, groups)
+            .iter()
+            .flat_map(|items| items.chunks(batch_size).map(<[usize]>::to_vec))
+            .collect();
+        batches.shuffle(rng);
+        batches
+    }
+
+    /// How evaluation passes `idx` through batch norm: positions in `idx`, one pass per
+    /// chunk of `batch_size` with the running statistics, or one pass per group with its
+    /// own statistics ([`NormStats::for_group`]).
+    fn evaluation_batches(&self, idx: &[usize], batch_size: usize) -> Vec<(Vec<usize>, NormStats)> {
+        let positions: Vec<usize> = (0..idx.len()).collect();
+        match self.groups {
+            None => positions
+                .chunks(batch_size.max(1))
+                .map(|c| (c.to_vec(), NormStats::Running))
+                .collect(),
+            Some(groups) => {
+                let of_position: Vec<usize> = idx.iter().map(|&i| groups[i]).collect();
+                group_items(&positions, &of_position)
+                    .into_iter()
+                    .map(|g| {
+                        let stats = NormStats::for_group(g.len());
+                        (g, stats)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The entries of `idx` split by their group `groups[i]`, groups in order of first
+/// appearance, each keeping `idx`'s order.
+fn group_items(idx: &[usize], groups: &[usize]) -> Vec<Vec<usize>> {
+    let mut seen: Vec<usize> = Vec::new();
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for &i in idx {
+        let g = groups[i];
+        match seen.iter().position(|&s| s == g) {
+            Some(k) => out[k].push(i),
+            None => {
+                seen.push(g);
+                out.push(vec![i]);
+            }
+        }
+    }
+    out
 }
 
 /// What one epoch measured.
@@ -216,7 +283,13 @@ pub fn train_classifier<M: Classifier>(
             message: "the training split is empty".into(),
         });
     }
-    let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let steps_per_epoch = match data.groups {
+        None => train.len().div_ceil(cfg.batch_size),
+        Some(groups) => group_items(train, groups)
+            .iter()
+            .map(|items| items.len().div_ceil(cfg.batch_size))
+            .sum(),
+    };
     let plan = LrPlan {
         base: cfg.lr,
         schedule: cfg.schedule,
@@ -277,8 +350,9 @@ pub fn train_classifier<M: Classifier>(
         device.seed(epoch_seed(seed, epoch));
         order.copy_from_slice(train);
         order.shuffle(&mut rng);
+        let batches = data.training_batches(&order, cfg.batch_size, &mut rng);
         let (mut loss_sum, mut hits, mut lr) = (0.0f64, 0usize, cfg.lr);
-        for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
+        for (b, idx) in batches.iter().map(Vec::as_slice).enumerate() {
             let step = (epoch - 1) * steps_per_epoch + b;
             lr = plan.at(step);
             let aug = augment.is_active().then_some((augment, &mut rng));
@@ -380,7 +454,8 @@ fn count_hits(pred: Tensor<1, Int>, truth: &Tensor<1, Int>) -> usize {
     pred.equal(truth.clone()).int().sum().into_scalar::<i64>() as usize
 }
 
-/// Mean cross-entropy loss and accuracy of `model` (validation mode) on the items `idx`.
+/// Mean cross-entropy loss and accuracy of `model` (validation mode) on the items `idx`
+/// (batch norm per group when `data` has groups).
 pub fn evaluate<M: Classifier>(
     model: &M,
     data: Examples<'_>,
@@ -390,9 +465,10 @@ pub fn evaluate<M: Classifier>(
 ) -> (f64, f64) {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let (mut loss_sum, mut hits) = (0.0f64, 0usize);
-    for chunk in idx.chunks(batch_size.max(1)) {
-        let logits = model.logits(data.batch(chunk, device, None));
-        let y = data.targets(chunk, device);
+    for (positions, stats) in data.evaluation_batches(idx, batch_size) {
+        let chunk: Vec<usize> = positions.iter().map(|&k| idx[k]).collect();
+        let logits = model.logits_with(data.batch(&chunk, device, None), stats);
+        let y = data.targets(&chunk, device);
         loss_sum += loss_fn
             .forward(logits.clone(), y.clone())
             .into_scalar::<f32>() as f64
@@ -403,7 +479,8 @@ pub fn evaluate<M: Classifier>(
     (loss_sum / n, hits as f64 / n)
 }
 
-/// Class probabilities of `model` (validation mode) for the items `idx`, one row each.
+/// Class probabilities of `model` (validation mode) for the items `idx`, one row each in
+/// `idx`'s order (batch norm per group when `data` has groups).
 pub fn predict_proba<M: Classifier>(
     model: &M,
     data: Examples<'_>,
@@ -411,13 +488,16 @@ pub fn predict_proba<M: Classifier>(
     batch_size: usize,
     device: &Device,
 ) -> Vec<Vec<f32>> {
-    let mut rows = Vec::with_capacity(idx.len());
-    for chunk in idx.chunks(batch_size.max(1)) {
-        let logits = model.logits(data.batch(chunk, device, None));
+    let mut rows = vec![Vec::new(); idx.len()];
+    for (positions, stats) in data.evaluation_batches(idx, batch_size) {
+        let chunk: Vec<usize> = positions.iter().map(|&k| idx[k]).collect();
+        let logits = model.logits_with(data.batch(&chunk, device, None), stats);
         let classes = logits.dims()[1];
         let probs = burn::tensor::activation::softmax(logits, 1);
         let flat: Vec<f32> = probs.into_data().try_to_vec().unwrap_or_default();
-        rows.extend(flat.chunks(classes).map(<[f32]>::to_vec));
+        for (&k, row) in positions.iter().zip(flat.chunks(classes)) {
+            rows[k] = row.to_vec();
+        }
     }
     rows
 }
@@ -468,6 +548,7 @@ mod tests {
             x: &x,
             shape: [1, 4, 4],
             labels: &labels,
+            groups: None,
         };
         let idx: Vec<usize> = (0..labels.len()).collect();
         train_classifier(
@@ -510,6 +591,96 @@ mod tests {
         let out = tiny_with(vec![0.1; 8 * 16], labels, cfg).unwrap();
         assert_eq!(out.history.len(), 1);
         assert_eq!(out.stop, StopReason::Budget);
+    }
+
+    #[test]
+    fn group_batches_hold_one_group_each_and_cover_every_item_once() {
+        let groups = [0, 1, 2, 0, 1, 2, 0, 1, 0, 0, 2];
+        let labels = vec![0; groups.len()];
+        let x = vec![0.0; groups.len()];
+        let mut data = Examples {
+            x: &x,
+            shape: [1, 1, 1],
+            labels: &labels,
+            groups: Some(&groups),
+        };
+        let order = [10, 3, 7, 0, 5, 1, 9, 8, 2, 6, 4];
+        let mut rng = StdRng::seed_from_u64(1);
+        let batches = data.training_batches(&order, 2, &mut rng);
+        // Group 0 has 5 items (3 batches), group 1 three (2), group 2 three (2).
+        assert_eq!(batches.len(), 7);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..groups.len()).collect::<Vec<_>>());
+        for b in &batches {
+            assert!(
+                b.len() <= 2 && b.iter().all(|&i| groups[i] == groups[b[0]]),
+                "{b:?}"
+            );
+        }
+        data.groups = None;
+        let mixed = data.training_batches(&order, 4, &mut rng);
+        assert_eq!(
+            mixed,
+            vec![vec![10, 3, 7, 0], vec![5, 1, 9, 8], vec![2, 6, 4]]
+        );
+    }
+
+    #[test]
+    fn grouped_prediction_normalises_each_group_alone_and_keeps_the_order() {
+        let device = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
+        device.seed(2);
+        let model = ConvClassifierConfig {
+            channels: vec![4],
+            kernel: 3,
+            dropout: 0.0,
+            temporal: false,
+        }
+        .init([1, 4, 4], 3, &device);
+        // Two groups on different scales, interleaved.
+        let groups = [0, 1, 0, 1, 0, 1];
+        let x: Vec<f32> = (0..6 * 16)
+            .map(|k| {
+                let item = k / 16;
+                let scale = if groups[item] == 0 { 1.0 } else { 5.0 };
+                scale * ((k * 7919 % 23) as f32 / 23.0 - 0.5)
+            })
+            .collect();
+        let labels = vec![0; 6];
+        let mut data = Examples {
+            x: &x,
+            shape: [1, 4, 4],
+            labels: &labels,
+            groups: Some(&groups),
+        };
+        let idx = [5, 0, 3, 2];
+        let got = predict_proba(&model, data, &idx, 256, &device);
+        for (k, &i) in idx.iter().enumerate() {
+            let members: Vec<usize> = idx
+                .iter()
+                .copied()
+                .filter(|&j| groups[j] == groups[i])
+                .collect();
+            let probs = burn::tensor::activation::softmax(
+                model.forward_with(
+                    data.batch(&members, &device, None),
+                    NormStats::for_group(members.len()),
+                ),
+                1,
+            );
+            let rows: Vec<f32> = probs.into_data().try_to_vec().unwrap();
+            let at = members.iter().position(|&j| j == i).unwrap();
+            let want = &rows[at * 3..at * 3 + 3];
+            let diff = got[k]
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff < 1e-6, "item {i}: {:?} against {want:?}", got[k]);
+        }
+        data.groups = None;
+        let running = predict_proba(&model, data, &idx, 256, &device);
+        assert_ne!(got, running, "without groups, the running statistics");
     }
 
     #[test]

@@ -141,6 +141,7 @@ impl TypedStage for TrainEmbedding {
                 x: &fs.data,
                 shape: fs.shape,
                 labels: &labels,
+                groups: None,
             };
             let t0 = Instant::now();
             let tag = sanitize(&fold.name);

@@ -10,8 +10,7 @@ use profundo_core::augment::Augment2dConfig;
 use profundo_core::augment::Augmenter;
 use profundo_core::backend;
 use profundo_core::manifest::{Manifest, save_conv_ensemble};
-use profundo_core::model::Classifier;
-use profundo_core::model::ConvClassifierConfig;
+use profundo_core::model::{BatchNormScope, Classifier, ConvClassifierConfig};
 use profundo_core::train::{
     Checkpointer, Examples, TrainConfig, TrainOutcome, predict_proba, train_classifier,
 };
@@ -46,6 +45,11 @@ pub struct TrainParams {
     pub folds: Vec<String>,
     /// Task name written to the model manifest.
     pub task: String,
+    /// Batch norm over mixed groups (`"pooled"`) or per group (`"group"`: each training
+    /// batch holds one speaker's items, and each held-out speaker is normalised with the
+    /// statistics of all its items, unlabelled; the exported model does the same for
+    /// several clips of one speaker).
+    pub batch_norm: BatchNormScope,
 }
 
 impl Default for TrainParams {
@@ -59,6 +63,7 @@ impl Default for TrainParams {
             final_fit: false,
             folds: Vec::new(),
             task: "classification".into(),
+            batch_norm: BatchNormScope::Pooled,
         }
     }
 }
@@ -113,10 +118,12 @@ impl TypedStage for TrainClassifier {
         let fs: &FeatureSet = input(inputs, 0)?;
         let split: &Split = input(inputs, 1)?;
         let labels = fs.items.label_ids();
+        let groups = group_ids(&fs.items.items);
         let data = Examples {
             x: &fs.data,
             shape: fs.shape,
             labels: &labels,
+            groups: (p.batch_norm == BatchNormScope::Group).then_some(groups.as_slice()),
         };
         let device = backend::train_device(ctx.backend, &ctx.device)?;
         let plain = device.clone().inner();
@@ -254,6 +261,7 @@ impl TypedStage for TrainClassifier {
                     "stop": stop,
                     "seed": seed,
                     "backend": ctx.backend.to_string(),
+                    "batch_norm": p.batch_norm,
                 }),
                 metrics: serde_json::json!({}),
                 dataset_fingerprint: fs.fingerprint.clone(),
@@ -283,6 +291,18 @@ impl TypedStage for TrainClassifier {
             root: models_root,
         }))
     }
+}
+
+/// Each item's group as an index (the groups in order of first appearance).
+fn group_ids(items: &[crate::artifacts::ItemMeta]) -> Vec<usize> {
+    let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    items
+        .iter()
+        .map(|it| {
+            let next = names.len();
+            *names.entry(it.group.as_str()).or_insert(next)
+        })
+        .collect()
 }
 
 /// Index of the largest value.
