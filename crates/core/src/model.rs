@@ -185,9 +185,7 @@ impl ConvBlock {
             None => x,
         }
     }
-}
 
-impl ConvBlock {
     /// Batch norm with the mixture of `y`'s own statistics (weight `w`) and the running
     /// ones: mean `w m_b + (1 - w) m_r`, variance `w v_b + (1 - w) v_r + w (1 - w)
     /// (m_b - m_r)^2`.
@@ -264,9 +262,9 @@ impl ConvClassifier {
         self.forward_with(x, NormStats::Running)
     }
 
-    /// Class logits for a batch, batch norm using `stats` (in training, on an autodiff
-    /// device, batch norm uses the batch's statistics either way, and updates the running
-    /// ones only with [`NormStats::Running`]).
+    /// Class logits for a batch, batch norm using `stats`. Training passes
+    /// [`NormStats::Running`], with which batch norm on an autodiff device uses the batch's
+    /// statistics and updates the running ones.
     pub fn forward_with(&self, x: Tensor<4>, stats: NormStats) -> Tensor<2> {
         let mut x = if self.temporal {
             // [batch, channels, rows, cols] -> [batch, channels * rows, 1, cols]

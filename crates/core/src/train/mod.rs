@@ -201,17 +201,14 @@ impl Examples<'_> {
 /// The entries of `idx` split by their group `groups[i]`, groups in order of first
 /// appearance, each keeping `idx`'s order.
 fn group_items(idx: &[usize], groups: &[usize]) -> Vec<Vec<usize>> {
-    let mut seen: Vec<usize> = Vec::new();
+    let mut slot: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
     let mut out: Vec<Vec<usize>> = Vec::new();
     for &i in idx {
-        let g = groups[i];
-        match seen.iter().position(|&s| s == g) {
-            Some(k) => out[k].push(i),
-            None => {
-                seen.push(g);
-                out.push(vec![i]);
-            }
-        }
+        let k = *slot.entry(groups[i]).or_insert_with(|| {
+            out.push(Vec::new());
+            out.len() - 1
+        });
+        out[k].push(i);
     }
     out
 }
