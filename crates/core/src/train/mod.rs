@@ -513,6 +513,17 @@ mod tests {
     use super::*;
     use crate::model::ConvClassifierConfig;
 
+    /// One 4-channel 3x3 conv block over `[1, 4, 4]` inputs.
+    fn tiny_net(classes: usize, device: &Device) -> crate::model::ConvClassifier {
+        ConvClassifierConfig {
+            channels: vec![4],
+            kernel: 3,
+            dropout: 0.0,
+            temporal: false,
+        }
+        .init([1, 4, 4], classes, device)
+    }
+
     fn tiny(
         x: Vec<f32>,
         labels: Vec<usize>,
@@ -534,13 +545,7 @@ mod tests {
     ) -> Result<TrainOutcome<crate::model::ConvClassifier>> {
         let device = crate::backend::train_device(crate::backend::BackendKind::Flex, "cpu")?;
         device.seed(1);
-        let model = ConvClassifierConfig {
-            channels: vec![4],
-            kernel: 3,
-            dropout: 0.0,
-            temporal: false,
-        }
-        .init([1, 4, 4], 2, &device);
+        let model = tiny_net(2, &device);
         let data = Examples {
             x: &x,
             shape: [1, 4, 4],
@@ -627,13 +632,7 @@ mod tests {
     fn grouped_prediction_normalises_each_group_alone_and_keeps_the_order() {
         let device = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
         device.seed(2);
-        let model = ConvClassifierConfig {
-            channels: vec![4],
-            kernel: 3,
-            dropout: 0.0,
-            temporal: false,
-        }
-        .init([1, 4, 4], 3, &device);
+        let model = tiny_net(3, &device);
         // Two groups on different scales, interleaved.
         let groups = [0, 1, 0, 1, 0, 1];
         let x: Vec<f32> = (0..6 * 16)
