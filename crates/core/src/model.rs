@@ -157,6 +157,16 @@ pub enum BatchNormScope {
     Group,
 }
 
+impl BatchNormScope {
+    /// The statistics to normalise `items` items of one group with, passed as one batch.
+    pub fn stats_for_group(self, items: usize) -> NormStats {
+        match self {
+            Self::Pooled => NormStats::Running,
+            Self::Group => NormStats::for_group(items),
+        }
+    }
+}
+
 /// Convolution, batch norm, ReLU and an optional 2x2 max pool.
 #[derive(Module, Debug)]
 pub struct ConvBlock {

@@ -78,10 +78,7 @@ impl Recognizer {
     /// statistics (the more clips, the closer to training); other models as
     /// [`Self::probabilities`].
     pub fn probabilities_same_speaker(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
-        let stats = match self.batch_norm {
-            BatchNormScope::Group => NormStats::for_group(clips.len()),
-            BatchNormScope::Pooled => NormStats::Running,
-        };
+        let stats = self.batch_norm.stats_for_group(clips.len());
         self.classify(self.featurizer.compute_same_speaker(clips), stats)
     }
 

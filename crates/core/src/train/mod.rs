@@ -154,6 +154,17 @@ impl Examples<'_> {
         Tensor::from_data(TensorData::new(t, [idx.len()]), device)
     }
 
+    /// How many training batches an epoch over `train` has ([`Self::training_batches`]).
+    fn batch_count(&self, train: &[usize], batch_size: usize) -> usize {
+        match self.groups {
+            None => train.len().div_ceil(batch_size),
+            Some(groups) => group_items(train, groups)
+                .iter()
+                .map(|items| items.len().div_ceil(batch_size))
+                .sum(),
+        }
+    }
+
     /// One epoch's training batches of `order` (already shuffled): consecutive chunks of
     /// `batch_size`, or with groups, each group's items in order chunked on their own and
     /// the chunks shuffled.
@@ -174,12 +185,16 @@ impl Examples<'_> {
         batches
     }
 
-    /// How evaluation passes `idx` through batch norm: positions in `idx`, one pass per
-    /// chunk of `batch_size` with the running statistics, or one pass per group with its
-    /// own statistics ([`NormStats::for_group`]).
-    fn evaluation_batches(&self, idx: &[usize], batch_size: usize) -> Vec<(Vec<usize>, NormStats)> {
+    /// How evaluation passes `idx` through batch norm: one pass per chunk of `batch_size`
+    /// with the running statistics, or one pass per group with its own statistics
+    /// ([`NormStats::for_group`]). Each pass: its positions in `idx`, its items, the stats.
+    fn evaluation_batches(
+        &self,
+        idx: &[usize],
+        batch_size: usize,
+    ) -> Vec<(Vec<usize>, Vec<usize>, NormStats)> {
         let positions: Vec<usize> = (0..idx.len()).collect();
-        match self.groups {
+        let passes: Vec<(Vec<usize>, NormStats)> = match self.groups {
             None => positions
                 .chunks(batch_size.max(1))
                 .map(|c| (c.to_vec(), NormStats::Running))
@@ -194,7 +209,14 @@ impl Examples<'_> {
                     })
                     .collect()
             }
-        }
+        };
+        passes
+            .into_iter()
+            .map(|(pos, stats)| {
+                let items = pos.iter().map(|&k| idx[k]).collect();
+                (pos, items, stats)
+            })
+            .collect()
     }
 }
 
@@ -280,13 +302,7 @@ pub fn train_classifier<M: Classifier>(
             message: "the training split is empty".into(),
         });
     }
-    let steps_per_epoch = match data.groups {
-        None => train.len().div_ceil(cfg.batch_size),
-        Some(groups) => group_items(train, groups)
-            .iter()
-            .map(|items| items.len().div_ceil(cfg.batch_size))
-            .sum(),
-    };
+    let steps_per_epoch = data.batch_count(train, cfg.batch_size);
     let plan = LrPlan {
         base: cfg.lr,
         schedule: cfg.schedule,
@@ -462,8 +478,7 @@ pub fn evaluate<M: Classifier>(
 ) -> (f64, f64) {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let (mut loss_sum, mut hits) = (0.0f64, 0usize);
-    for (positions, stats) in data.evaluation_batches(idx, batch_size) {
-        let chunk: Vec<usize> = positions.iter().map(|&k| idx[k]).collect();
+    for (_, chunk, stats) in data.evaluation_batches(idx, batch_size) {
         let logits = model.logits_with(data.batch(&chunk, device, None), stats);
         let y = data.targets(&chunk, device);
         loss_sum += loss_fn
@@ -486,8 +501,7 @@ pub fn predict_proba<M: Classifier>(
     device: &Device,
 ) -> Vec<Vec<f32>> {
     let mut rows = vec![Vec::new(); idx.len()];
-    for (positions, stats) in data.evaluation_batches(idx, batch_size) {
-        let chunk: Vec<usize> = positions.iter().map(|&k| idx[k]).collect();
+    for (positions, chunk, stats) in data.evaluation_batches(idx, batch_size) {
         let logits = model.logits_with(data.batch(&chunk, device, None), stats);
         let classes = logits.dims()[1];
         let probs = burn::tensor::activation::softmax(logits, 1);

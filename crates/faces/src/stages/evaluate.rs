@@ -11,6 +11,7 @@
 //!   threshold, and the rejection rate of people who are not enrolled (each person queried
 //!   against a gallery of everyone else).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -117,12 +118,12 @@ pub fn thresholds_from_other_folds(
 }
 
 /// Fold `f` with its embeddings centred on its training images' mean (returned too), and
-/// its validation threshold re-chosen on the centred embeddings; unchanged without
-/// training images.
-fn centered(f: &FoldEmbeddings, sim: Similarity) -> (FoldEmbeddings, Option<Vec<f32>>) {
+/// its validation threshold re-chosen on the centred embeddings; unchanged (borrowed)
+/// without training images.
+fn centered(f: &FoldEmbeddings, sim: Similarity) -> (Cow<'_, FoldEmbeddings>, Option<Vec<f32>>) {
     let train = f.with_role(Role::Train);
     let Some(mean) = mean_embedding(train.iter().map(|&i| f.vector(i)), f.dim) else {
-        return (f.clone(), None);
+        return (Cow::Borrowed(f), None);
     };
     let mut g = f.clone();
     for v in g.vectors.chunks_mut(f.dim.max(1)) {
@@ -132,7 +133,7 @@ fn centered(f: &FoldEmbeddings, sim: Similarity) -> (FoldEmbeddings, Option<Vec<
         g.threshold = t;
         g.threshold_rule = "equal error rate on validation pairs (centred embeddings)".into();
     }
-    (g, Some(mean))
+    (Cow::Owned(g), Some(mean))
 }
 
 /// How pair scores are normalised before the ROC and the decisions.
@@ -208,7 +209,7 @@ impl TypedStage for EvaluateFaces {
                 _ => ScoreNorm::None,
             };
             // (fold, the mean it was centred with)
-            let folds: Vec<(FoldEmbeddings, Option<Vec<f32>>)> = emb
+            let folds: Vec<(Cow<'_, FoldEmbeddings>, Option<Vec<f32>>)> = emb
                 .folds
                 .iter()
                 .filter(wanted)
@@ -216,7 +217,7 @@ impl TypedStage for EvaluateFaces {
                     if key == "model" && p.center {
                         centered(f, emb.similarity)
                     } else {
-                        (f.clone(), None)
+                        (Cow::Borrowed(f), None)
                     }
                 })
                 .collect();

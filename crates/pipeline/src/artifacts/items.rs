@@ -59,6 +59,15 @@ impl Items {
             .collect()
     }
 
+    /// Group index of each item (its position in [`Self::groups`]).
+    pub fn group_ids(&self) -> Vec<usize> {
+        let groups = self.groups();
+        self.items
+            .iter()
+            .map(|i| groups.binary_search(&i.group).unwrap_or(0))
+            .collect()
+    }
+
     /// Distinct groups, sorted.
     pub fn groups(&self) -> Vec<String> {
         let mut g: Vec<String> = self.items.iter().map(|i| i.group.clone()).collect();

@@ -118,12 +118,12 @@ impl TypedStage for TrainClassifier {
         let fs: &FeatureSet = input(inputs, 0)?;
         let split: &Split = input(inputs, 1)?;
         let labels = fs.items.label_ids();
-        let groups = group_ids(&fs.items.items);
+        let groups = (p.batch_norm == BatchNormScope::Group).then(|| fs.items.group_ids());
         let data = Examples {
             x: &fs.data,
             shape: fs.shape,
             labels: &labels,
-            groups: (p.batch_norm == BatchNormScope::Group).then_some(groups.as_slice()),
+            groups: groups.as_deref(),
         };
         let device = backend::train_device(ctx.backend, &ctx.device)?;
         let plain = device.clone().inner();
@@ -291,18 +291,6 @@ impl TypedStage for TrainClassifier {
             root: models_root,
         }))
     }
-}
-
-/// Each item's group as an index (the groups in order of first appearance).
-fn group_ids(items: &[crate::artifacts::ItemMeta]) -> Vec<usize> {
-    let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    items
-        .iter()
-        .map(|it| {
-            let next = names.len();
-            *names.entry(it.group.as_str()).or_insert(next)
-        })
-        .collect()
 }
 
 /// Index of the largest value.
