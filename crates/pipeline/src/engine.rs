@@ -412,12 +412,18 @@ fn lock_stage(dir: &Path, stage: &str) -> std::result::Result<std::fs::File, Sta
     Ok(file)
 }
 
+/// The encoding of cached artifacts, part of every cache key: bump it when an artifact's
+/// stored form changes, so that caches written by an older build are recomputed rather than
+/// misread. 2: items carry their test-time `view`.
+const CACHE_FORMAT: u32 = 2;
+
 fn compute_keys(p: &Pipeline) -> HashMap<String, String> {
     let mut keys: HashMap<String, String> = HashMap::new();
     let pipeline_dir = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
     for st in &p.stages {
         let mut h = blake3::Hasher::new();
         h.update(profundo_core::VERSION.as_bytes());
+        h.update(&CACHE_FORMAT.to_le_bytes());
         h.update(st.kind.as_bytes());
         h.update(canonical(&st.prepared.params_json()).as_bytes());
         h.update(format!("{}|{}|{}", p.meta.seed, p.meta.backend, p.meta.device).as_bytes());

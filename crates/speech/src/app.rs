@@ -9,6 +9,7 @@ use profundo_core::metrics::top_k_indices;
 use profundo_core::model::{BatchNormScope, ConvEnsemble, NormStats};
 use serde::Serialize;
 
+use crate::augment::{parse_speed_view, speed_change};
 use crate::input::{Featurizer, Normalize};
 use crate::resample::resample;
 use crate::wav::{Audio, read_wav};
@@ -20,6 +21,9 @@ pub struct Recognizer {
     manifest: Manifest,
     featurizer: Featurizer,
     batch_norm: BatchNormScope,
+    /// Speed factors of the test-time views the model was evaluated with (manifest
+    /// `training.views`): every prediction is the mean over the clip and these views.
+    views: Vec<f32>,
     device: Device,
 }
 
@@ -46,13 +50,23 @@ impl Recognizer {
         let featurizer = Featurizer::from_manifest(&manifest.features)
             .map_err(|e| SpeechError::Config(format!("{}: {e}", dir.display())))?;
         let batch_norm = batch_norm_scope(&manifest, &dir)?;
+        let views = speed_views(&manifest).map_err(|e| {
+            SpeechError::Config(format!("{}: {e}", dir.join("manifest.json").display()))
+        })?;
         Ok(Self {
             model,
             manifest,
             featurizer,
             batch_norm,
+            views,
             device,
         })
+    }
+
+    /// Speed factors of the test-time views averaged into every prediction (none for a
+    /// model trained without `test_speeds`).
+    pub fn views(&self) -> &[f32] {
+        &self.views
     }
 
     /// The model's manifest.
@@ -68,8 +82,10 @@ impl Recognizer {
     /// Class probabilities for several clips at the model's sample rate, one row each;
     /// each clip is prepared on its own.
     pub fn probabilities(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
-        let inputs: Vec<Vec<f32>> = clips.iter().map(|c| self.featurizer.compute(c)).collect();
-        self.classify(inputs, NormStats::Running)
+        self.over_views(clips, |clips| {
+            let inputs = clips.iter().map(|c| self.featurizer.compute(c)).collect();
+            self.classify(inputs, NormStats::Running)
+        })
     }
 
     /// Class probabilities for several clips of one speaker: a model trained with
@@ -79,7 +95,36 @@ impl Recognizer {
     /// [`Self::probabilities`].
     pub fn probabilities_same_speaker(&self, clips: &[&[f32]]) -> Vec<Vec<f32>> {
         let stats = self.batch_norm.stats_for_group(clips.len());
-        self.classify(self.featurizer.compute_same_speaker(clips), stats)
+        self.over_views(clips, |clips| {
+            self.classify(self.featurizer.compute_same_speaker(clips), stats)
+        })
+    }
+
+    /// The mean of `probs` over the clips and each test-time view of them, as the pipeline
+    /// evaluated the model: a view's clips go through `probs` together (one speaker's
+    /// clips played at one speed share their statistics).
+    fn over_views(
+        &self,
+        clips: &[&[f32]],
+        probs: impl Fn(&[&[f32]]) -> Vec<Vec<f32>>,
+    ) -> Vec<Vec<f32>> {
+        let mut sum = probs(clips);
+        let sr = self.featurizer.config().mel.sample_rate;
+        for &speed in &self.views {
+            // The rates are fixed and valid (checked when the model was trained); a clip
+            // that could not be resampled would count with its own samples.
+            let played: Vec<Vec<f32>> = clips
+                .iter()
+                .map(|c| speed_change(c, sr, speed).unwrap_or_else(|_| c.to_vec()))
+                .collect();
+            let refs: Vec<&[f32]> = played.iter().map(Vec::as_slice).collect();
+            for (acc, row) in sum.iter_mut().zip(probs(&refs)) {
+                acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+            }
+        }
+        let n = (1 + self.views.len()) as f32;
+        sum.iter_mut().flatten().for_each(|v| *v /= n);
+        sum
     }
 
     /// Whether the model expects statistics over several clips of one speaker
@@ -153,6 +198,25 @@ impl Recognizer {
             .map(|(p, probs)| self.describe(&p.display().to_string(), &probs))
             .collect())
     }
+}
+
+/// The speed factors of a manifest's test-time views (`training.views`, e.g.
+/// `["speed=0.9"]`); none when the manifest has no such entry.
+fn speed_views(manifest: &Manifest) -> std::result::Result<Vec<f32>, String> {
+    let Some(views) = manifest.training.get("views") else {
+        return Ok(Vec::new());
+    };
+    let names = views
+        .as_array()
+        .ok_or_else(|| format!("training.views must be a list, got {views}"))?;
+    names
+        .iter()
+        .map(|v| {
+            v.as_str().and_then(parse_speed_view).ok_or_else(|| {
+                format!("unknown test-time view {v} in training.views (expected \"speed=F\")")
+            })
+        })
+        .collect()
 }
 
 /// Settings of [`spot`].
@@ -357,6 +421,73 @@ mod tests {
         assert_eq!(
             pooled.probabilities_same_speaker(&refs),
             pooled.probabilities(&refs)
+        );
+    }
+
+    /// Replaces the `training` section of the manifest in `dir`.
+    fn edit_training(dir: &Path, training: serde_json::Value) {
+        let path = dir.join("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        m["training"] = training;
+        std::fs::write(&path, m.to_string()).unwrap();
+    }
+
+    #[test]
+    fn a_model_with_test_time_views_averages_the_clip_and_its_views() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clips = tones();
+        let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
+        let viewed = recognizer(
+            &tmp.path().join("viewed"),
+            serde_json::json!({"views": ["speed=0.9", "speed=1.1"]}),
+        );
+        // The same weights without the views: the model files copied, views taken out.
+        let plain_dir = tmp.path().join("plain");
+        std::fs::create_dir_all(&plain_dir).unwrap();
+        for f in std::fs::read_dir(tmp.path().join("viewed")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, plain_dir.join(f.file_name().unwrap())).unwrap();
+        }
+        edit_training(&plain_dir, serde_json::json!({}));
+        let plain = Recognizer::load(&plain_dir, BackendKind::Flex, "cpu").unwrap();
+        assert!(plain.views().is_empty());
+        assert_eq!(viewed.views(), &[0.9, 1.1]);
+        let played = |f: f32| -> Vec<Vec<f32>> {
+            clips
+                .iter()
+                .map(|c| speed_change(c, 8000, f).unwrap())
+                .collect()
+        };
+        let (slow, fast) = (played(0.9), played(1.1));
+        let as_refs = |v: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            let r: Vec<&[f32]> = v.iter().map(Vec::as_slice).collect();
+            plain.probabilities(&r)
+        };
+        let (a, b, c) = (plain.probabilities(&refs), as_refs(&slow), as_refs(&fast));
+        let got = viewed.probabilities(&refs);
+        for (k, row) in got.iter().enumerate() {
+            for (j, p) in row.iter().enumerate() {
+                let want = (a[k][j] + b[k][j] + c[k][j]) / 3.0;
+                assert!((p - want).abs() < 1e-6, "clip {k} class {j}: {p} vs {want}");
+            }
+        }
+        assert_ne!(got, a, "the views must change the prediction");
+    }
+
+    #[test]
+    fn an_unknown_test_time_view_is_an_error_naming_the_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("m");
+        recognizer(&dir, serde_json::json!({}));
+        edit_training(&dir, serde_json::json!({"views": ["pitch=2"]}));
+        let err = Recognizer::load(&dir, BackendKind::Flex, "cpu")
+            .err()
+            .expect("an unknown view must fail")
+            .to_string();
+        assert!(
+            err.contains("manifest.json") && err.contains("pitch=2"),
+            "{err}"
         );
     }
 

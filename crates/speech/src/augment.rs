@@ -21,6 +21,11 @@ pub struct WaveAugmentConfig {
     pub max_shift_ms: f32,
     /// SNR range in dB of added white noise (e.g. `[10, 30]`).
     pub noise_snr_db: Option<[f32; 2]>,
+    /// Speed factors of test-time views (e.g. `[0.9, 1.1]`): every original clip also gets
+    /// one copy at exactly each factor, nothing else changed. Training never uses them; a
+    /// held-out clip's prediction is the mean over the clip and its views, and the apps do
+    /// the same (the trained model's manifest lists the views).
+    pub test_speeds: Vec<f32>,
 }
 
 impl Default for WaveAugmentConfig {
@@ -31,6 +36,7 @@ impl Default for WaveAugmentConfig {
             gain_db: Some([-6.0, 6.0]),
             max_shift_ms: 100.0,
             noise_snr_db: Some([10.0, 40.0]),
+            test_speeds: Vec::new(),
         }
     }
 }
@@ -64,6 +70,26 @@ pub fn add_noise<R: Rng>(x: &mut [f32], snr_db: f32, rng: &mut R) {
     }
 }
 
+/// `x` (sampled at `sample_rate` Hz) played `factor` times faster: tempo and pitch change
+/// together, as on a tape, and the result is at `sample_rate` again.
+pub fn speed_change(x: &[f32], sample_rate: u32, factor: f32) -> Result<Vec<f32>> {
+    let from = (sample_rate as f32 * factor).round() as u32;
+    resample(x, from, sample_rate)
+}
+
+/// The name of the test-time view that plays a clip `factor` times faster (`speed=0.9`).
+pub fn speed_view_name(factor: f32) -> String {
+    format!("speed={factor}")
+}
+
+/// The speed factor of a view named by [`speed_view_name`]; `None` for any other name.
+pub fn parse_speed_view(name: &str) -> Option<f32> {
+    name.strip_prefix("speed=")?
+        .parse::<f32>()
+        .ok()
+        .filter(|f| f.is_finite() && *f > 0.0)
+}
+
 /// One augmented copy of `x` (sampled at `sample_rate` Hz).
 pub fn augment_clip<R: Rng>(
     x: &[f32],
@@ -75,8 +101,7 @@ pub fn augment_clip<R: Rng>(
         Some(range) => {
             // Steps of 1% keep the resampling ratio simple.
             let f = (draw(rng, range) * 100.0).round() / 100.0;
-            let from = (sample_rate as f32 * f).round() as u32;
-            resample(x, from, sample_rate)?
+            speed_change(x, sample_rate, f)?
         }
         None => x.to_vec(),
     };
@@ -130,6 +155,7 @@ mod tests {
             gain_db: None,
             max_shift_ms: 0.0,
             noise_snr_db: None,
+            test_speeds: Vec::new(),
         };
         let y = augment_clip(&x, 8000, &cfg, &mut StdRng::seed_from_u64(3)).unwrap();
         assert!((y.len() as f32 - 8000.0 / 1.2).abs() < 10.0, "{}", y.len());

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::augment::{WaveAugmentConfig, augment_clip};
+use crate::augment::{WaveAugmentConfig, augment_clip, speed_change, speed_view_name};
 use crate::features::{Matrix, MelConfig};
 use crate::input::{BandStats, FeatureConfig, Featurizer, Normalize};
 use crate::resample::resample;
@@ -240,6 +240,7 @@ fn load_dirs(
                     group,
                     fields,
                     path: f.display().to_string(),
+                    view: None,
                 },
                 samples,
             ))
@@ -375,14 +376,15 @@ impl Template {
 pub type AugmentParams = WaveAugmentConfig;
 
 /// Adds augmented copies of every clip (originals kept; copies point at their original so
-/// splits keep them on the same side).
+/// splits keep them on the same side), and a test-time view of every original clip at each
+/// of `test_speeds` (never trained on; predictions average a clip and its views).
 pub struct Augment;
 
 impl TypedStage for Augment {
     type Params = AugmentParams;
     const KIND: &'static str = "speech.augment";
     const DOC: &'static str =
-        "Add augmented copies of every clip: speed, gain, time shift, noise at an SNR";
+        "Add augmented copies of every clip (speed, gain, shift, noise) and test-time views";
     const INPUTS: &'static [Slot] = AUDIO_IN;
     const OUTPUT: &'static str = AudioSet::TYPE;
 
@@ -392,6 +394,12 @@ impl TypedStage for Augment {
             && a <= 0.2
         {
             return Err(("speed".into(), "factors must be > 0.2".into()));
+        }
+        if let Some(f) = p.test_speeds.iter().find(|f| !(0.2..=5.0).contains(*f)) {
+            return Err((
+                "test_speeds".into(),
+                format!("factors must be in [0.2, 5], got {f}"),
+            ));
         }
         for (name, r) in [
             ("speed", p.speed),
@@ -435,10 +443,31 @@ impl TypedStage for Augment {
             });
             clips.push(c?);
         }
+        let view_jobs: Vec<(usize, usize)> = (0..a.clips.len())
+            .filter(|&i| !a.items.items[i].is_augmented())
+            .flat_map(|i| (0..p.test_speeds.len()).map(move |k| (i, k)))
+            .collect();
+        let views: Vec<Result<Vec<f32>, StageError>> = view_jobs
+            .par_iter()
+            .map(|&(i, k)| {
+                speed_change(&a.clips[i], a.sample_rate, p.test_speeds[k]).map_err(StageError::from)
+            })
+            .collect();
+        for (&(i, k), v) in view_jobs.iter().zip(views) {
+            let orig = &a.items.items[i];
+            items.push(ItemMeta {
+                name: format!("{}#view{k}", orig.name),
+                source: Some(orig.name.clone()),
+                view: Some(speed_view_name(p.test_speeds[k])),
+                ..orig.clone()
+            });
+            clips.push(v?);
+        }
         ctx.log(&format!(
-            "{} originals + {} augmented copies",
+            "{} originals + {} augmented copies + {} test-time views",
             a.clips.len(),
-            jobs.len()
+            jobs.len(),
+            view_jobs.len()
         ));
         Ok(Arc::new(AudioSet {
             items: Items::new(items),
@@ -553,8 +582,10 @@ fn featurize(
 
 /// Every clip normalised with its speaker's (group's) statistics, pooled over up to
 /// `limit` of the speaker's original clips (drawn with `seed`; all when `None`). Augmented
-/// copies use the statistics of their original's speaker. Returns the inputs, how many
-/// clips made the statistics and how many speakers there are.
+/// copies use the statistics of their original's speaker; a test-time view (`speed=0.9`)
+/// is normalised with the statistics of the speaker's clips in that same view, as the apps
+/// normalise a speaker's clips played at that speed. Returns the inputs, how many clips
+/// made the statistics and how many speakers there are.
 fn speaker_normalised(
     f: &Featurizer,
     a: &AudioSet,
@@ -562,34 +593,41 @@ fn speaker_normalised(
     seed: u64,
 ) -> Result<(Vec<Vec<f32>>, usize, usize), StageError> {
     let mats: Vec<Matrix> = a.clips.par_iter().map(|c| f.matrix(c)).collect();
-    let mut originals: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // (speaker, view): originals under no view, each test-time view apart.
+    fn key(it: &ItemMeta) -> (&str, &str) {
+        (it.group.as_str(), it.view.as_deref().unwrap_or(""))
+    }
+    let mut originals: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
     for (i, it) in a.items.items.iter().enumerate() {
-        if it.source.is_none() {
-            originals.entry(it.group.as_str()).or_default().push(i);
+        if it.source.is_none() || it.is_view() {
+            originals.entry(key(it)).or_default().push(i);
         }
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut used = 0;
-    let mut stats: BTreeMap<&str, BandStats> = BTreeMap::new();
-    for (group, mut idx) in originals {
+    let mut stats: BTreeMap<(&str, &str), BandStats> = BTreeMap::new();
+    for ((group, view), mut idx) in originals {
         if let Some(n) = limit {
             idx.shuffle(&mut rng);
             idx.truncate(n);
         }
-        used += idx.len();
+        if view.is_empty() {
+            used += idx.len();
+        }
         let s = BandStats::pool(idx.iter().map(|&i| &mats[i])).ok_or_else(|| {
             StageError::Other(format!(
                 "speaker `{group}`: its clips hold no frames to normalise with"
             ))
         })?;
-        stats.insert(group, s);
+        stats.insert((group, view), s);
     }
+    let speakers = stats.keys().filter(|(_, v)| v.is_empty()).count();
     let rows = mats
         .into_par_iter()
         .zip(&a.items.items)
-        .map(|(m, it)| f.finish(m, stats.get(it.group.as_str())))
+        .map(|(m, it)| f.finish(m, stats.get(&key(it))))
         .collect();
-    Ok((rows, used, stats.len()))
+    Ok((rows, used, speakers))
 }
 
 fn check_spectral(p: &SpectralParams, mfcc: bool) -> Result<(), (String, String)> {
@@ -686,6 +724,147 @@ mod tests {
         assert!(check_spectral(&p, true).is_ok());
         p.speaker_clips = Some(0);
         assert!(check_spectral(&p, true).is_err());
+    }
+
+    /// Two speakers' tones, two clips each, as the audio stage would load them.
+    fn two_speakers() -> AudioSet {
+        let mut items = Vec::new();
+        let mut clips = Vec::new();
+        for (g, base) in [("ann", 300.0f32), ("bob", 520.0)] {
+            for k in 0..2 {
+                items.push(ItemMeta {
+                    name: format!("{k}_{g}_0"),
+                    source: None,
+                    label: k.to_string(),
+                    group: g.into(),
+                    fields: BTreeMap::new(),
+                    path: format!("{k}_{g}_0.wav"),
+                    view: None,
+                });
+                let f = base * (1.0 + k as f32);
+                clips.push(
+                    (0..4000)
+                        .map(|i| 0.3 * (i as f32 * f * std::f32::consts::TAU / 8000.0).sin())
+                        .collect(),
+                );
+            }
+        }
+        AudioSet {
+            items: Items::new(items),
+            clips,
+            sample_rate: 8000,
+            fingerprint: "test".into(),
+        }
+    }
+
+    fn run_stage<S: TypedStage>(p: &S::Params, a: AudioSet) -> Arc<dyn Artifact> {
+        let tmp = std::env::temp_dir();
+        let mut ctx = StageContext::new(
+            "t",
+            7,
+            profundo_core::backend::BackendKind::Flex,
+            "cpu",
+            tmp.clone(),
+            tmp,
+            None,
+        );
+        S::run(p, &mut ctx, &[Some(Arc::new(a) as Arc<dyn Artifact>)]).unwrap()
+    }
+
+    #[test]
+    fn test_time_views_are_exact_speed_changes_of_the_originals() {
+        let a = two_speakers();
+        let p = AugmentParams {
+            copies: 1,
+            test_speeds: vec![0.9, 1.1],
+            ..AugmentParams::default()
+        };
+        assert!(Augment::check(&p).is_ok());
+        let out = run_stage::<Augment>(&p, two_speakers());
+        let out = [Some(out)];
+        let out: &AudioSet = input(&out, 0).unwrap();
+        let items = &out.items.items;
+        assert_eq!(items.len(), 4 + 4 + 8, "originals, copies, two views each");
+        let views: Vec<usize> = (0..items.len()).filter(|&i| items[i].is_view()).collect();
+        assert_eq!(views.len(), 8);
+        for &i in &views {
+            let it = &items[i];
+            let orig = a
+                .items
+                .items
+                .iter()
+                .position(|o| o.name == it.origin())
+                .unwrap();
+            let speed = crate::augment::parse_speed_view(it.view.as_deref().unwrap()).unwrap();
+            assert_eq!(
+                out.clips[i],
+                speed_change(&a.clips[orig], 8000, speed).unwrap(),
+                "{}",
+                it.name
+            );
+            assert_eq!(
+                (&it.label, &it.group),
+                (&a.items.items[orig].label, &a.items.items[orig].group)
+            );
+        }
+        let bad = AugmentParams {
+            test_speeds: vec![0.1],
+            ..AugmentParams::default()
+        };
+        assert_eq!(Augment::check(&bad).unwrap_err().0, "test_speeds");
+    }
+
+    #[test]
+    fn a_speakers_view_is_normalised_with_that_views_statistics() {
+        let p = AugmentParams {
+            copies: 1,
+            test_speeds: vec![0.8],
+            ..AugmentParams::default()
+        };
+        let out = run_stage::<Augment>(&p, two_speakers());
+        let out = [Some(out)];
+        let viewed: &AudioSet = input(&out, 0).unwrap();
+        // The same clips with every view turned into an original of its own speaker
+        // `<speaker>|<view>`: per-speaker statistics there are what the view must get.
+        let mut renamed = viewed.items.items.clone();
+        for it in renamed.iter_mut().filter(|it| it.is_view()) {
+            it.group = format!("{}|{}", it.group, it.view.take().unwrap());
+            it.source = None;
+        }
+        let as_groups = AudioSet {
+            items: Items::new(renamed),
+            clips: viewed.clips.clone(),
+            sample_rate: 8000,
+            fingerprint: "test".into(),
+        };
+        let spectral = SpectralParams {
+            normalize: Normalize::Speaker,
+            ..SpectralParams::default()
+        };
+        let features = |a: &AudioSet| -> FeatureSet {
+            let out = run_stage::<Mfcc>(
+                &spectral,
+                AudioSet {
+                    items: a.items.clone(),
+                    clips: a.clips.clone(),
+                    sample_rate: 8000,
+                    fingerprint: "test".into(),
+                },
+            );
+            input::<FeatureSet>(&[Some(out)], 0).unwrap().clone()
+        };
+        // The views as plain augmented copies, which take their original's statistics.
+        let mut copies = viewed.items.items.clone();
+        copies.iter_mut().for_each(|it| it.view = None);
+        let as_copies = AudioSet {
+            items: Items::new(copies),
+            clips: viewed.clips.clone(),
+            sample_rate: 8000,
+            fingerprint: "test".into(),
+        };
+        let a = features(viewed);
+        assert_eq!(a.data, features(&as_groups).data);
+        assert_ne!(a.data, features(&as_copies).data);
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl TypedStage for LoadImages {
                 group: person.clone(),
                 fields: BTreeMap::from([("index".to_string(), index.to_string())]),
                 path: path.display().to_string(),
+                view: None,
             });
             data.extend(pixels);
         }

@@ -19,6 +19,10 @@ pub struct ItemMeta {
     pub fields: BTreeMap<String, String>,
     /// Source file.
     pub path: String,
+    /// A test-time view of `source` (e.g. `speed=0.9`, a clip played faster): never trained
+    /// on; a held-out item's prediction is the mean over the item and its views.
+    #[serde(default)]
+    pub view: Option<String>,
 }
 
 impl ItemMeta {
@@ -27,9 +31,14 @@ impl ItemMeta {
         self.source.as_deref().unwrap_or(&self.name)
     }
 
-    /// Whether this is an augmented copy.
+    /// Whether this is an augmented copy (a test-time view included).
     pub fn is_augmented(&self) -> bool {
         self.source.is_some()
+    }
+
+    /// Whether this is a test-time view of its source, which training never uses.
+    pub fn is_view(&self) -> bool {
+        self.view.is_some()
     }
 }
 

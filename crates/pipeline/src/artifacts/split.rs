@@ -28,8 +28,8 @@ impl Fold {
         self.test.contains(item.origin())
     }
 
-    /// Indices of training items (augmented copies included) and of test items
-    /// (originals only) among `items`.
+    /// Indices of training items (augmented copies included, test-time views not) and of
+    /// test items (originals only) among `items`.
     pub fn partition(&self, items: &[ItemMeta]) -> (Vec<usize>, Vec<usize>) {
         let mut train = Vec::new();
         let mut test = Vec::new();
@@ -38,7 +38,7 @@ impl Fold {
                 if !it.is_augmented() {
                     test.push(i);
                 }
-            } else {
+            } else if !it.is_view() {
                 train.push(i);
             }
         }

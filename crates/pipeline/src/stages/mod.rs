@@ -10,6 +10,7 @@ pub use export::ExportModel;
 pub use split::{SplitByGroup, SplitByPattern};
 pub use train::{
     FoldTraining, TrainClassifier, argmax, cut_validation, fold_seed, member_tag, sanitize,
+    test_views,
 };
 
 use crate::registry::Registry;

@@ -321,10 +321,59 @@ mod tests {
                     group: g.to_string(),
                     fields: Default::default(),
                     path: format!("{g}/{take}.wav"),
+                    view: None,
                 })
             })
             .collect();
         Items::new(items)
+    }
+
+    #[test]
+    fn test_time_views_are_never_trained_on_and_follow_their_test_items() {
+        let mut data = items(&["ann", "bob"]);
+        let originals = data.items.clone();
+        for speed in ["speed=0.9", "speed=1.1"] {
+            for o in &originals {
+                data.items.push(ItemMeta {
+                    name: format!("{}#{speed}", o.name),
+                    source: Some(o.name.clone()),
+                    view: Some(speed.into()),
+                    ..o.clone()
+                });
+            }
+        }
+        let p = ByGroupParams {
+            leave_one_out: true,
+            ..Default::default()
+        };
+        let split = group_split(&p, &data, 1).unwrap();
+        let all = &data.items;
+        for f in &split.folds {
+            let (train, test) = f.partition(all);
+            assert_eq!(train.len(), 2, "the other speaker's originals only");
+            assert!(train.iter().all(|&i| !all[i].is_view()));
+            let views = crate::stages::test_views(all, &test);
+            let names: Vec<&str> = views.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["speed=0.9", "speed=1.1"]);
+            for (name, idx) in &views {
+                for (&t, &v) in test.iter().zip(idx) {
+                    assert_eq!(all[v].origin(), all[t].name, "aligned with the test items");
+                    assert_eq!(all[v].view.as_deref(), Some(name.as_str()));
+                }
+            }
+        }
+        // A view missing for one test item is left out; with no test items, all are kept.
+        let (_, test) = split.folds[0].partition(all);
+        let partial: Vec<ItemMeta> = all
+            .iter()
+            .filter(|it| {
+                !(it.origin() == all[test[0]].name && it.view.as_deref() == Some("speed=1.1"))
+            })
+            .cloned()
+            .collect();
+        let (_, test) = split.folds[0].partition(&partial);
+        assert_eq!(crate::stages::test_views(&partial, &test).len(), 1);
+        assert_eq!(crate::stages::test_views(&partial, &[]).len(), 2);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `train.classifier`: trains a convolutional classifier on every fold of a split (and
 //! optionally a final model on all data), keeping each fold's held-out predictions.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
-use crate::artifacts::{FeatureSet, FoldModel, Prediction, Split, TrainedClassifier};
+use crate::artifacts::{FeatureSet, FoldModel, ItemMeta, Prediction, Split, TrainedClassifier};
 use crate::registry::{Artifact, Slot, StageContext, TypedStage, input};
 
 /// Parameters of `train.classifier`.
@@ -148,9 +149,10 @@ impl TypedStage for TrainClassifier {
             )));
         }
         if p.final_fit {
+            let all = &fs.items.items;
             jobs.push((
                 "final".into(),
-                (0..fs.items.items.len()).collect(),
+                (0..all.len()).filter(|&i| !all[i].is_view()).collect(),
                 Vec::new(),
             ));
         }
@@ -160,11 +162,13 @@ impl TypedStage for TrainClassifier {
             let seed = fold_seed(ctx.seed, &fold);
             let (train, valid) =
                 cut_validation(&fs.items.items, &train_all, p.valid_fraction, seed);
+            let views = test_views(&fs.items.items, &test);
             ctx.log(&format!(
-                "fold {fold}: {} train, {} valid, {} test items",
+                "fold {fold}: {} train, {} valid, {} test items, {} test-time views each",
                 train.len(),
                 valid.len(),
-                test.len()
+                test.len(),
+                views.len()
             ));
             let configs: Vec<&ConvClassifierConfig> =
                 std::iter::once(&p.model).chain(&p.ensemble).collect();
@@ -200,12 +204,16 @@ impl TypedStage for TrainClassifier {
                     ));
                 }
                 let model = out.model.valid();
-                let member_probs = predict_proba(&model, data, &test, 256, &plain);
-                if probs.is_empty() {
-                    probs = member_probs;
-                } else {
-                    for (acc, row) in probs.iter_mut().zip(member_probs) {
-                        acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                // The test items, then each of their views (a view's items pass through
+                // together, so batch norm per speaker sees one speaker in one view).
+                for idx in std::iter::once(&test).chain(views.iter().map(|(_, v)| v)) {
+                    let member_probs = predict_proba(&model, data, idx, 256, &plain);
+                    if probs.is_empty() {
+                        probs = member_probs;
+                    } else {
+                        for (acc, row) in probs.iter_mut().zip(member_probs) {
+                            acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                        }
                     }
                 }
                 members.push(model);
@@ -213,7 +221,7 @@ impl TypedStage for TrainClassifier {
                     first = Some((out.history, out.best_epoch, out.stop));
                 }
             }
-            let n = configs.len() as f32;
+            let n = (configs.len() * (1 + views.len())) as f32;
             probs.iter_mut().flatten().for_each(|v| *v /= n);
             let seconds = t0.elapsed().as_secs_f64();
             let (history, best_epoch, stop) =
@@ -262,6 +270,7 @@ impl TypedStage for TrainClassifier {
                     "seed": seed,
                     "backend": ctx.backend.to_string(),
                     "batch_norm": p.batch_norm,
+                    "views": views.iter().map(|(name, _)| name).collect::<Vec<_>>(),
                 }),
                 metrics: serde_json::json!({}),
                 dataset_fingerprint: fs.fingerprint.clone(),
@@ -291,6 +300,30 @@ impl TypedStage for TrainClassifier {
             root: models_root,
         }))
     }
+}
+
+/// The test-time views of the held-out items (`ItemMeta::view`): for each view name,
+/// in name order, the index of every test item's view, in `test`'s order. A view that some
+/// test item lacks is left out. With no test items, every view name present is kept.
+pub fn test_views(items: &[ItemMeta], test: &[usize]) -> Vec<(String, Vec<usize>)> {
+    let mut of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for (i, it) in items.iter().enumerate() {
+        if let Some(v) = it.view.as_deref() {
+            of.insert((it.origin(), v), i);
+            names.insert(v);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|v| {
+            let idx: Option<Vec<usize>> = test
+                .iter()
+                .map(|&t| of.get(&(items[t].name.as_str(), v)).copied())
+                .collect();
+            idx.map(|idx| (v.to_string(), idx))
+        })
+        .collect()
 }
 
 /// Index of the largest value.
