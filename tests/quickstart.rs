@@ -199,13 +199,15 @@ fn quickstart_trains_evaluates_exports_and_serves() {
 
     // A model normalised with a speaker's pooled statistics, in its features and in its
     // batch norm (one epoch: this checks the plumbing; `speech-fsdd-loso.toml` measures
-    // the accuracy). The manifest says so, and `--same-speaker` pools over the files given
-    // instead of taking each file alone.
+    // the accuracy), with test-time views. The manifest says so, and `--same-speaker` pools
+    // over the files given instead of taking each file alone.
     let out = run_quickstart(&[
         "--set",
         "features.normalize=speaker",
         "--set",
         "train.batch_norm=group",
+        "--set",
+        "augment.test_speeds=[0.9,1.1]",
         "--set",
         "train.training.epochs=1",
     ]);
@@ -216,6 +218,16 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     .unwrap();
     assert_eq!(manifest["features"]["normalize"], "speaker");
     assert_eq!(manifest["training"]["batch_norm"], "group");
+    assert_eq!(
+        manifest["training"]["views"],
+        serde_json::json!(["speed=0.9", "speed=1.1"]),
+        "the final model lists the views its apps must average"
+    );
+    let train_log = std::fs::read_to_string(spk_run.join("logs/train.log")).unwrap();
+    assert!(
+        train_log.contains("500 test items, 2 test-time views each"),
+        "george's clips are scored with their views: {train_log}"
+    );
     let model = spk_run.join("model");
     let clips: Vec<String> = (0..6)
         .map(|d| {
