@@ -137,9 +137,42 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// The element-wise mean of several sets of rows of the same shape, summed in the order
+/// given (e.g. the class probabilities of ensemble members, or of a clip and its test-time
+/// views); empty when `parts` is.
+pub fn mean_rows(parts: impl IntoIterator<Item = Vec<Vec<f32>>>) -> Vec<Vec<f32>> {
+    let mut parts = parts.into_iter();
+    let Some(mut sum) = parts.next() else {
+        return Vec::new();
+    };
+    let mut n = 1usize;
+    for part in parts {
+        for (acc, row) in sum.iter_mut().zip(part) {
+            acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+        }
+        n += 1;
+    }
+    if n > 1 {
+        sum.iter_mut().flatten().for_each(|v| *v /= n as f32);
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_rows_averages_element_wise() {
+        let a = vec![vec![1.0, 2.0], vec![3.0, 4.0]];
+        let b = vec![vec![3.0, 0.0], vec![1.0, 8.0]];
+        assert_eq!(
+            mean_rows([a.clone(), b]),
+            vec![vec![2.0, 1.0], vec![2.0, 6.0]]
+        );
+        assert_eq!(mean_rows([a.clone()]), a);
+        assert!(mean_rows(Vec::<Vec<Vec<f32>>>::new()).is_empty());
+    }
 
     fn labels(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("c{i}")).collect()

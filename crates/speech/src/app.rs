@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 use profundo_core::backend::{self, BackendKind};
 use profundo_core::manifest::{Manifest, batch_norm_scope, load_conv_ensemble, resolve_model_dir};
-use profundo_core::metrics::top_k_indices;
+use profundo_core::metrics::{mean_rows, top_k_indices};
 use profundo_core::model::{BatchNormScope, ConvEnsemble, NormStats};
 use serde::Serialize;
 
@@ -108,9 +108,8 @@ impl Recognizer {
         clips: &[&[f32]],
         probs: impl Fn(&[&[f32]]) -> Vec<Vec<f32>>,
     ) -> Vec<Vec<f32>> {
-        let mut sum = probs(clips);
         let sr = self.featurizer.config().mel.sample_rate;
-        for &speed in &self.views {
+        let views = self.views.iter().map(|&speed| {
             // The rates are fixed and valid (checked when the model was trained); a clip
             // that could not be resampled would count with its own samples.
             let played: Vec<Vec<f32>> = clips
@@ -118,13 +117,9 @@ impl Recognizer {
                 .map(|c| speed_change(c, sr, speed).unwrap_or_else(|_| c.to_vec()))
                 .collect();
             let refs: Vec<&[f32]> = played.iter().map(Vec::as_slice).collect();
-            for (acc, row) in sum.iter_mut().zip(probs(&refs)) {
-                acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-            }
-        }
-        let n = (1 + self.views.len()) as f32;
-        sum.iter_mut().flatten().for_each(|v| *v /= n);
-        sum
+            probs(&refs)
+        });
+        mean_rows(std::iter::once(probs(clips)).chain(views))
     }
 
     /// Whether the model expects statistics over several clips of one speaker

@@ -184,7 +184,8 @@ impl TypedStage for TrainClassifier {
             let mut members = Vec::with_capacity(configs.len());
             // History, best epoch and stop reason reported for the fold: member 0's.
             let mut first = None;
-            let mut probs: Vec<Vec<f32>> = Vec::new();
+            // Held-out probabilities of every member on the test items and on each view.
+            let mut parts: Vec<Vec<Vec<f32>>> = Vec::new();
             for (k, cfg) in configs.iter().enumerate() {
                 // Member 0 keeps the fold's seed and checkpoint folder, so a single model
                 // trains exactly as it would without an ensemble.
@@ -207,22 +208,14 @@ impl TypedStage for TrainClassifier {
                 // The test items, then each of their views (a view's items pass through
                 // together, so batch norm per speaker sees one speaker in one view).
                 for idx in std::iter::once(&test).chain(views.iter().map(|(_, v)| v)) {
-                    let member_probs = predict_proba(&model, data, idx, 256, &plain);
-                    if probs.is_empty() {
-                        probs = member_probs;
-                    } else {
-                        for (acc, row) in probs.iter_mut().zip(member_probs) {
-                            acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-                        }
-                    }
+                    parts.push(predict_proba(&model, data, idx, 256, &plain));
                 }
                 members.push(model);
                 if k == 0 {
                     first = Some((out.history, out.best_epoch, out.stop));
                 }
             }
-            let n = (configs.len() * (1 + views.len())) as f32;
-            probs.iter_mut().flatten().for_each(|v| *v /= n);
+            let probs = profundo_core::metrics::mean_rows(parts);
             let seconds = t0.elapsed().as_secs_f64();
             let (history, best_epoch, stop) =
                 first.ok_or_else(|| StageError::Other("no network to train".into()))?;
