@@ -13,6 +13,7 @@
 
 pub mod augment;
 pub mod backend;
+pub mod conv;
 pub mod error;
 pub mod fsutil;
 pub mod manifest;

@@ -3,6 +3,8 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+
+use crate::conv;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
@@ -179,8 +181,11 @@ impl ConvBlock {
     fn forward(&self, x: Tensor<4>, stats: NormStats) -> Tensor<4> {
         // Every block `init` builds has stride 1, no bias and padding k / 2, which is what
         // `temporal_conv` assumes; a `[1, k]` kernel over a height-1 input can take it.
+        // On flex, `conv::conv2d` runs its own im2col kernel and gradients, faster than both.
         let [_, _, kh, _] = self.conv.weight.dims();
-        let y = if x.dims()[2] == 1 && kh == 1 {
+        let y = if conv::is_flex(&x.device()) {
+            conv::conv2d(&self.conv, x)
+        } else if x.dims()[2] == 1 && kh == 1 {
             temporal_conv(x, self.conv.weight.val())
         } else {
             self.conv.forward(x)

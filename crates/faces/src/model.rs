@@ -16,6 +16,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use profundo_core::conv::conv2d;
 use profundo_core::manifest::WEIGHTS_FILE;
 use profundo_core::model::Classifier;
 use rayon::prelude::*;
@@ -129,10 +130,10 @@ impl ResidualBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.norm1.forward(self.conv1.forward(x.clone())));
-        let y = self.norm2.forward(self.conv2.forward(y));
+        let y = relu(self.norm1.forward(conv2d(&self.conv1, x.clone())));
+        let y = self.norm2.forward(conv2d(&self.conv2, y));
         let skip = match &self.shortcut {
-            Some((conv, norm)) => norm.forward(conv.forward(x)),
+            Some((conv, norm)) => norm.forward(conv2d(conv, x)),
             None => x,
         };
         let y = relu(y + skip);
