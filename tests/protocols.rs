@@ -4,9 +4,10 @@ use crate::util::*;
 
 /// Measured with seed 42 (README "Results"), speaker-level normalisation of the features,
 /// batch norm per speaker, test-time views at 0.9x and 1.1x speed, 16 epochs without label
-/// smoothing: mean fold accuracy 0.953 over the five speakers with gemm's AVX-512 kernels
-/// (george 0.908, jackson 0.934, lucas 0.990, theo 0.976, yweweler 0.956); seeds 7 and 123
-/// gave 0.954 and 0.951. Rounding differences between machines (AVX2 against AVX-512
+/// smoothing: mean fold accuracy 0.954 over the five speakers with gemm's AVX-512 kernels
+/// and profundo's own convolution kernel (george 0.910, jackson 0.938, lucas 0.988, theo
+/// 0.976, yweweler 0.956); seeds 7 and 123 gave 0.954 and 0.953 (before that kernel: 0.953,
+/// 0.954, 0.951). Rounding differences between machines (AVX2 against AVX-512
 /// kernels) have moved runs by up to about 2 points here, and before batch norm per speaker
 /// the seeds spread over 2.7; the floor sits 2.3 points under the measured mean.
 const LOSO_MEAN_FLOOR: f64 = 0.93;
