@@ -143,6 +143,18 @@ fn group_size(s: &ConvShape) -> usize {
 /// The narrowest matrix product [`group_size`] aims for, in output pixels.
 const MIN_COLUMNS: usize = 256;
 
+/// The patches of a group of images side by side in `col` (`[c_in * kh * kw, g * spatial]`);
+/// returns the number of columns.
+fn group_patches(s: &ConvShape, images: &[f32], col: &mut Vec<f32>) -> usize {
+    let n = s.spatial();
+    let cols = images.len() / s.image_len() * n;
+    col.resize(s.col_len() * cols, 0.0);
+    for (img, image) in images.chunks(s.image_len()).enumerate() {
+        im2col(s, image, col, cols, img * n);
+    }
+    cols
+}
+
 /// Copies the gradients of a group of images (`[g, c_out, spatial]`) into `dst` as one
 /// `[c_out, g * spatial]` matrix.
 fn gather_channels(s: &ConvShape, grad: &[f32], dst: &mut Vec<f32>) {
@@ -249,11 +261,7 @@ pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
         .for_each_init(
             || (Vec::new(), Vec::new()),
             |(col, res), (dst, images)| {
-                let cols = images.len() / s.image_len() * n;
-                col.resize(k * cols, 0.0);
-                for (img, image) in images.chunks(s.image_len()).enumerate() {
-                    im2col(s, image, col, cols, img * n);
-                }
+                let cols = group_patches(s, images, col);
                 if cols == n {
                     matmul(
                         s.c_out,
@@ -309,7 +317,7 @@ pub fn backward_x(s: &ConvShape, weight: &[f32], grad: &[f32]) -> Vec<f32> {
 /// The gradient with respect to the weight, given the input `x` and the output gradient `grad`.
 pub fn backward_weight(s: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
     check_lengths(s, Some(x), None, Some(grad));
-    let (k, n) = (s.col_len(), s.spatial());
+    let k = s.col_len();
     let size = s.c_out * k;
     if s.out_len() == 0 || s.image_len() == 0 {
         return vec![0.0; size];
@@ -320,11 +328,7 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
         .fold(
             || (vec![0.0; size], Vec::new(), Vec::new()),
             |(mut dw, mut col, mut gathered), (images, grads)| {
-                let cols = images.len() / s.image_len() * n;
-                col.resize(k * cols, 0.0);
-                for (img, image) in images.chunks(s.image_len()).enumerate() {
-                    im2col(s, image, &mut col, cols, img * n);
-                }
+                let cols = group_patches(s, images, &mut col);
                 gather_channels(s, grads, &mut gathered);
                 let (gv, pt) = (View::rows(&gathered, cols), View::transposed(&col, cols));
                 matmul(s.c_out, k, cols, &mut dw, true, gv, pt);

@@ -29,6 +29,11 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use kernel::ConvShape;
 
+/// Burn's options for a stride-1, dilation-1, single-group convolution with padding `(ph, pw)`.
+fn stride_one(ph: usize, pw: usize) -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [ph, pw], [1, 1], 1)
+}
+
 /// A stride-1, dilation-1, single-group convolution without bias, as a backend operation.
 #[backend_extension(Flex, NdArray, LibTorch: cfg(feature = "tch"), Autodiff)]
 pub trait StrideOneConv: Backend {
@@ -40,12 +45,7 @@ pub trait StrideOneConv: Backend {
         ph: usize,
         pw: usize,
     ) -> FloatTensor<Self> {
-        Self::conv2d(
-            x,
-            weight,
-            None,
-            ConvOptions::new([1, 1], [ph, pw], [1, 1], 1),
-        )
+        Self::conv2d(x, weight, None, stride_one(ph, pw))
     }
 }
 
@@ -116,12 +116,7 @@ impl StrideOneConv for Flex {
     ) -> FloatTensor<Self> {
         match flex_shape(&x, &weight, ph, pw) {
             Some(s) => flex_forward(x, weight, &s),
-            None => Self::conv2d(
-                x,
-                weight,
-                None,
-                ConvOptions::new([1, 1], [ph, pw], [1, 1], 1),
-            ),
+            None => Self::conv2d(x, weight, None, stride_one(ph, pw)),
         }
     }
 }
@@ -162,12 +157,7 @@ impl<C: CheckpointStrategy> StrideOneConv for Autodiff<Flex, C> {
         pw: usize,
     ) -> FloatTensor<Self> {
         let Some(s) = flex_shape(x.primitive(), weight.primitive(), ph, pw) else {
-            return Self::conv2d(
-                x,
-                weight,
-                None,
-                ConvOptions::new([1, 1], [ph, pw], [1, 1], 1),
-            );
+            return Self::conv2d(x, weight, None, stride_one(ph, pw));
         };
         match FlexConvBackward
             .prepare::<C>([x.node(), weight.node()])
