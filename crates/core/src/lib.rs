@@ -8,6 +8,8 @@
 //! - [`metrics`]: classification metrics (accuracy, top-k, confusion matrix, P/R/F1).
 //! - [`plots`]: training curves and confusion matrices as PNG.
 //! - [`fsutil`]: atomic file and directory writes.
+//! - [`conv`], [`pool`], [`norm`]: stride-1 convolution, window max pooling and batch
+//!   normalisation with their own kernels and gradients on flex (Burn's operations elsewhere).
 
 #![warn(missing_docs)]
 
@@ -16,10 +18,13 @@ pub mod backend;
 pub mod conv;
 pub mod error;
 pub mod fsutil;
+mod kernel_calls;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
+pub mod norm;
 pub mod plots;
+pub mod pool;
 pub mod progress;
 pub mod train;
 

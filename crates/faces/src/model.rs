@@ -18,7 +18,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use profundo_core::conv::conv2d;
 use profundo_core::manifest::WEIGHTS_FILE;
-use profundo_core::model::Classifier;
+use profundo_core::model::{Classifier, global_avg_pool};
+use profundo_core::norm::batch_norm;
+use profundo_core::pool::max_pool2d;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -130,15 +132,15 @@ impl ResidualBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.norm1.forward(conv2d(&self.conv1, x.clone())));
-        let y = self.norm2.forward(conv2d(&self.conv2, y));
+        let y = relu(batch_norm(&self.norm1, conv2d(&self.conv1, x.clone())));
+        let y = batch_norm(&self.norm2, conv2d(&self.conv2, y));
         let skip = match &self.shortcut {
-            Some((conv, norm)) => norm.forward(conv2d(conv, x)),
+            Some((conv, norm)) => batch_norm(norm, conv2d(conv, x)),
             None => x,
         };
         let y = relu(y + skip);
         match &self.pool {
-            Some(p) => p.forward(y),
+            Some(p) => max_pool2d(p, y),
             None => y,
         }
     }
@@ -148,6 +150,8 @@ impl ResidualBlock {
 #[derive(Module, Debug)]
 pub struct EmbeddingNet {
     stages: Vec<ResidualBlock>,
+    /// Kept so that model files keep their layout; the forward pass pools with
+    /// [`global_avg_pool`], which computes the same.
     global_pool: AdaptiveAvgPool2d,
     dropout: Dropout,
     fc: Linear,
@@ -176,8 +180,8 @@ impl EmbeddingNet {
         for s in &self.stages {
             x = s.forward(x);
         }
-        let x: Tensor<2> = self.global_pool.forward(x).flatten(1, 3);
-        let x = self.norm.forward(self.fc.forward(self.dropout.forward(x)));
+        let x = global_avg_pool(x);
+        let x = batch_norm(&self.norm, self.fc.forward(self.dropout.forward(x)));
         l2_normalize(x)
     }
 }

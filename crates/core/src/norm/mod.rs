@@ -1,0 +1,426 @@
+//! Batch normalisation for the pure-Rust backend (burn-flex) in one pass per statistic,
+//! with its own gradients; other backends run Burn's operations unchanged.
+//!
+//! burn-flex 0.22 has no batch-norm kernel: Burn's default `batch_norm_train` transposes the
+//! input to `[channels, rest]` twice (a copy each time) to take the mean and variance, its
+//! backward transposes twice more, and the normalisation itself is four elementwise passes.
+//! [`kernel`] reads each item's channel as one contiguous run instead. [`batch_norm`] runs a
+//! `BatchNorm` layer through it and updates the running statistics as Burn's layer does, so
+//! the layer's weights and model files do not change.
+
+// burn-ndarray is deprecated upstream but still a backend profundo offers, so it needs an impl.
+#![allow(deprecated)]
+
+pub mod kernel;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, NdArray, backend_extension};
+use burn::nn::BatchNorm;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use kernel::NormShape;
+
+/// Batch normalisation as backend operations: training (the batch's statistics) and
+/// inference (given statistics).
+#[backend_extension(Flex, NdArray, LibTorch: cfg(feature = "tch"), Autodiff)]
+pub trait FusedBatchNorm: Backend {
+    /// `x` (`[batch, channels, ...]`) normalised with its own per-channel mean and biased
+    /// variance, scaled by `gamma` and shifted by `beta`: `(output, mean, variance)`.
+    fn batch_norm_train_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// `x` normalised with the given per-channel `mean` and `variance`, scaled and shifted.
+    fn batch_norm_eval_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        Self::batch_norm(x, gamma, beta, mean, variance, epsilon)
+    }
+}
+
+impl FusedBatchNorm for NdArray {}
+
+#[cfg(feature = "tch")]
+impl FusedBatchNorm for burn::backend::LibTorch {}
+
+impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<NdArray, C> {}
+
+#[cfg(feature = "tch")]
+impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<burn::backend::LibTorch, C> {}
+
+/// The sizes of a flex batch norm, or `None` where [`kernel`] does not apply (a dtype other
+/// than `f32`, a rank under 2, or per-channel tensors of the wrong length).
+fn flex_shape(x: &FloatTensor<Flex>, per_channel: &[&FloatTensor<Flex>]) -> Option<NormShape> {
+    let xs = x.layout().shape();
+    if x.dtype() != DType::F32 || xs.len() < 2 {
+        return None;
+    }
+    let channels = xs[1];
+    let fits = |t: &FloatTensor<Flex>| {
+        t.dtype() == DType::F32 && t.layout().shape().num_elements() == channels
+    };
+    per_channel.iter().all(|t| fits(t)).then(|| NormShape {
+        batch: xs[0],
+        channels,
+        spatial: xs.iter().skip(2).product(),
+    })
+}
+
+/// A flex tensor's values (contiguous first if needed).
+fn values(t: &FloatTensor<Flex>) -> Vec<f32> {
+    t.to_contiguous().storage::<f32>().to_vec()
+}
+
+fn flex_from_vec(values: Vec<f32>, shape: &[usize]) -> FloatTensor<Flex> {
+    Flex::float_from_data(TensorData::new(values, shape.to_vec()), &Default::default())
+}
+
+/// The training forward pass on flex: `(output, mean, variance)`.
+fn flex_train(
+    s: &NormShape,
+    x: &FloatTensor<Flex>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    crate::kernel_calls::record();
+    kernel::forward_train(s, x.storage::<f32>(), gamma, beta, eps)
+}
+
+impl FusedBatchNorm for Flex {
+    fn batch_norm_train_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let Some(s) = flex_shape(&x, &[&gamma, &beta]) else {
+            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+            return (r.output, r.mean, r.variance);
+        };
+        let shape = x.layout().shape().to_vec();
+        let x = x.to_contiguous();
+        let (y, mean, var) = flex_train(&s, &x, &values(&gamma), &values(&beta), epsilon);
+        (
+            flex_from_vec(y, &shape),
+            flex_from_vec(mean, &[s.channels]),
+            flex_from_vec(var, &[s.channels]),
+        )
+    }
+
+    fn batch_norm_eval_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let Some(s) = flex_shape(&x, &[&gamma, &beta, &mean, &variance]) else {
+            return Self::batch_norm(x, gamma, beta, mean, variance, epsilon);
+        };
+        let shape = x.layout().shape().to_vec();
+        crate::kernel_calls::record();
+        let y = kernel::forward_eval(
+            &s,
+            x.to_contiguous().storage::<f32>(),
+            &values(&gamma),
+            &values(&beta),
+            &values(&mean),
+            &values(&variance),
+            epsilon,
+        );
+        flex_from_vec(y, &shape)
+    }
+}
+
+/// What the backward step of the flex training pass keeps.
+#[derive(Debug, Clone)]
+struct NormState {
+    x: FloatTensor<Flex>,
+    gamma: Vec<f32>,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    eps: f64,
+    shape: NormShape,
+}
+
+/// The backward step of the flex training pass: [`kernel::backward_train`].
+#[derive(Debug)]
+struct FlexNormBackward;
+
+impl Backward<Flex, 3> for FlexNormBackward {
+    type State = NormState;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let st = ops.state;
+        let s = st.shape;
+        let (dx, dgamma, dbeta) = kernel::backward_train(
+            &s,
+            st.x.storage::<f32>(),
+            grad.storage::<f32>(),
+            &st.gamma,
+            &st.mean,
+            &st.var,
+            st.eps,
+        );
+        if let Some(node) = node_x {
+            let shape = st.x.layout().shape().to_vec();
+            grads.register::<Flex>(node.id, flex_from_vec(dx, &shape));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, flex_from_vec(dgamma, &[s.channels]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, flex_from_vec(dbeta, &[s.channels]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
+    fn batch_norm_train_fused(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let Some(s) = flex_shape(x.primitive(), &[gamma.primitive(), beta.primitive()]) else {
+            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+            return (r.output, r.mean, r.variance);
+        };
+        let shape = x.primitive().layout().shape().to_vec();
+        let xv = x.primitive().to_contiguous();
+        let gv = values(gamma.primitive());
+        let (y, mean, var) = flex_train(&s, &xv, &gv, &values(beta.primitive()), epsilon);
+        let stats = (
+            flex_from_vec(mean.clone(), &[s.channels]),
+            flex_from_vec(var.clone(), &[s.channels]),
+        );
+        let y = flex_from_vec(y, &shape);
+        let output = match FlexNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = NormState {
+                    x: xv,
+                    gamma: gv,
+                    mean,
+                    var,
+                    eps: epsilon,
+                    shape: s,
+                };
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        // The statistics are constants of the graph, as in Burn's own batch norm.
+        (
+            output,
+            <FloatTensor<Self>>::new(stats.0),
+            <FloatTensor<Self>>::new(stats.1),
+        )
+    }
+}
+
+/// `norm.forward(x)` through [`FusedBatchNorm`] (on flex: [`kernel`]): on an autodiff device
+/// with the layer's training enabled, the batch's statistics, and the running statistics
+/// updated with the layer's momentum exactly as Burn's `BatchNorm` does; otherwise the
+/// running statistics.
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let gamma = norm.gamma.val().into_dispatch();
+    let beta = norm.beta.val().into_dispatch();
+    if !(device.is_autodiff() && norm.training.is_enabled()) {
+        let mean = norm.running_mean.value().to_device(&device);
+        let var = norm.running_var.value().to_device(&device);
+        return Tensor::from_dispatch(<Dispatch as FusedBatchNorm>::batch_norm_eval_fused(
+            x.into_dispatch(),
+            gamma,
+            beta,
+            mean.into_dispatch(),
+            var.into_dispatch(),
+            norm.epsilon,
+        ));
+    }
+    let (y, mean, var) = <Dispatch as FusedBatchNorm>::batch_norm_train_fused(
+        x.into_dispatch(),
+        gamma,
+        beta,
+        norm.epsilon,
+    );
+    let (mean, var): (Tensor<1>, Tensor<1>) =
+        (Tensor::from_dispatch(mean), Tensor::from_dispatch(var));
+    let m = norm.momentum;
+    let running_mean = norm.running_mean.value_sync().to_device(&device);
+    let running_var = norm.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean
+        .mul_scalar(1.0 - m)
+        .add(mean.detach().mul_scalar(m));
+    let running_var = running_var
+        .mul_scalar(1.0 - m)
+        .add(var.detach().mul_scalar(m));
+    norm.running_mean.update(running_mean.detach());
+    norm.running_var.update(running_var.detach());
+    Tensor::from_dispatch(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::{Module, Param};
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, Distribution};
+
+    fn values_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().expect("f32")
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// Everything Burn's layer computes, on every CPU backend: the training output, the
+    /// gradients of the input, gamma and beta, the updated running statistics, and then the
+    /// inference output with them; for 4-D and 2-D inputs.
+    #[test]
+    fn matches_burns_batch_norm_in_training_and_inference() {
+        for device in [Device::flex(), Device::ndarray()] {
+            for shape in [vec![4, 3, 5, 6], vec![7, 5]] {
+                let ad = device.clone().autodiff();
+                let gamma: Tensor<1> =
+                    Tensor::random([shape[1]], Distribution::Normal(1.0, 0.5), &ad);
+                let beta: Tensor<1> =
+                    Tensor::random([shape[1]], Distribution::Normal(0.0, 0.5), &ad);
+                let layer = || {
+                    let mut l = BatchNormConfig::new(shape[1]).init(&ad);
+                    l.gamma = Param::from_tensor(gamma.clone().detach().require_grad());
+                    l.beta = Param::from_tensor(beta.clone().detach().require_grad());
+                    l
+                };
+                let (ours, burns) = (layer(), layer());
+                let x: Tensor<4> = Tensor::random(
+                    [
+                        shape[0],
+                        shape[1],
+                        *shape.get(2).unwrap_or(&1),
+                        *shape.get(3).unwrap_or(&1),
+                    ],
+                    Distribution::Normal(2.0, 3.0),
+                    &ad,
+                );
+                let w: Tensor<4> = Tensor::random(x.dims(), Distribution::Normal(0.0, 1.0), &ad);
+                let run = |l: &BatchNorm, routed: bool| {
+                    let x = x.clone().detach().require_grad();
+                    let y = if shape.len() == 4 {
+                        if routed {
+                            batch_norm(l, x.clone())
+                        } else {
+                            l.forward(x.clone())
+                        }
+                    } else {
+                        let x2: Tensor<2> = x.clone().reshape([shape[0], shape[1]]);
+                        let y = if routed {
+                            batch_norm(l, x2)
+                        } else {
+                            l.forward(x2)
+                        };
+                        y.reshape(x.dims())
+                    };
+                    let g = (y.clone() * w.clone()).sum().backward();
+                    (
+                        values_of(y.detach()),
+                        values_of(x.grad(&g).expect("dx")),
+                        values_of(l.gamma.grad(&g).unwrap_or_else(|| {
+                            panic!("dgamma routed={routed} {device:?} {shape:?}")
+                        })),
+                        values_of(l.beta.grad(&g).expect("dbeta")),
+                    )
+                };
+                let (a, b) = (run(&ours, true), run(&burns, false));
+                let what = format!("{device:?} {shape:?}");
+                assert_close(&a.0, &b.0, &format!("output {what}"));
+                assert_close(&a.1, &b.1, &format!("dx {what}"));
+                assert_close(&a.2, &b.2, &format!("dgamma {what}"));
+                assert_close(&a.3, &b.3, &format!("dbeta {what}"));
+                for (r, q) in [
+                    (ours.running_mean.value(), burns.running_mean.value()),
+                    (ours.running_var.value(), burns.running_var.value()),
+                ] {
+                    assert_close(
+                        &values_of(r),
+                        &values_of(q),
+                        &format!("running stats {what}"),
+                    );
+                }
+                // Inference with the updated running statistics, without autodiff.
+                let (ours, burns) = (ours.valid(), burns.valid());
+                let x = x.clone().inner();
+                let y = if shape.len() == 4 {
+                    (
+                        values_of(batch_norm(&ours, x.clone())),
+                        values_of(burns.forward(x)),
+                    )
+                } else {
+                    let x2: Tensor<2> = x.reshape([shape[0], shape[1]]);
+                    (
+                        values_of(batch_norm(&ours, x2.clone())),
+                        values_of(burns.forward(x2)),
+                    )
+                };
+                assert_close(&y.0, &y.1, &format!("inference {what}"));
+            }
+        }
+    }
+
+    /// On flex the layer runs [`kernel`] in training (with and without autodiff tracking)
+    /// and inference; Burn's own layer does not (the comparison above would also pass on a
+    /// silent fallback to Burn's operations).
+    #[test]
+    fn flex_layers_run_the_kernel() {
+        let ad = Device::flex().autodiff();
+        let layer = BatchNormConfig::new(3).init(&ad);
+        let x: Tensor<4> = Tensor::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &ad);
+        for input in [x.clone().require_grad(), x.clone()] {
+            let before = crate::kernel_calls::count();
+            let _ = batch_norm(&layer, input);
+            assert_eq!(crate::kernel_calls::count(), before + 1);
+        }
+        let plain = layer.valid();
+        let before = crate::kernel_calls::count();
+        let _ = batch_norm(&plain, x.clone().inner());
+        assert_eq!(crate::kernel_calls::count(), before + 1);
+        let _ = layer.forward(x);
+        assert_eq!(crate::kernel_calls::count(), before + 1);
+    }
+}
