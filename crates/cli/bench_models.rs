@@ -330,8 +330,11 @@ impl CpuPeak {
         let flags = field("flags").unwrap_or_default();
         let has = |f: &str| flags.split_whitespace().any(|x| x == f);
         let amd = field("vendor_id").is_some_and(|v| v.contains("AMD"));
-        // AMD cores up to Zen 4 run 512-bit instructions as two 256-bit halves.
-        let flops_per_cycle = if has("avx512f") && !amd {
+        // AMD cores up to Zen 4 (family 25) run 512-bit instructions as two 256-bit
+        // halves; Zen 5 (family 26) server cores have full-width 512-bit FMA units.
+        let family = field("cpu family").and_then(|f| f.parse::<u32>().ok());
+        let full_width_512 = !amd || family.is_some_and(|f| f >= 26);
+        let flops_per_cycle = if has("avx512f") && full_width_512 {
             64.0
         } else if has("avx2") && has("fma") {
             32.0
