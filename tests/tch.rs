@@ -141,6 +141,108 @@ fn every_domain_model_gives_the_same_outputs_on_flex_and_tch() {
     );
 }
 
+/// On tch, profundo's own paths for convolution and batch norm (LibTorch's operations with
+/// LibTorch's autograd inside Burn's backward pass) give what Burn's layers give: outputs,
+/// the input's and the parameters' gradients, and the running statistics batch norm updates.
+#[test]
+fn own_conv_and_batch_norm_paths_match_burns_layers_on_tch() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, PaddingConfig2d};
+    use profundo_core::{conv, norm};
+    let ad = tch().autodiff();
+    ad.seed(5);
+    let flat = |t: Tensor<4>| -> Tensor<1> { t.flatten(0, 3) };
+    // Convolutions as the speech CNN ([1, 5] over frames) and the faces network (3x3) use them.
+    for (shape, kernel, pad) in [
+        ([4, 13, 1, 48], [1, 5], (0, 2)),
+        ([3, 4, 12, 10], [3, 3], (1, 1)),
+    ] {
+        let layer = Conv2dConfig::new([shape[1], 6], kernel)
+            .with_padding(PaddingConfig2d::Explicit(pad.0, pad.1, pad.0, pad.1))
+            .with_bias(false)
+            .init(&ad);
+        let x = normal(shape, &ad);
+        let w = normal([shape[0], 6, shape[2], shape[3]], &ad);
+        let run = |own: bool| {
+            let x = x.clone().detach().require_grad();
+            let y = if own {
+                conv::conv2d(&layer, x.clone())
+            } else {
+                layer.forward(x.clone())
+            };
+            let g = (y.clone() * w.clone()).sum().backward();
+            let dw = layer.weight.grad(&g).expect("weight gradient");
+            [
+                flat(y.detach()),
+                flat(x.grad(&g).expect("input gradient")),
+                flat(dw),
+            ]
+        };
+        let (own, burns) = (run(true), run(false));
+        for (what, a, b) in [
+            ("output", 0, 0),
+            ("input gradient", 1, 1),
+            ("weight gradient", 2, 2),
+        ] {
+            let what = format!("conv {kernel:?} {what}");
+            assert_close(&what, own[a].clone(), burns[b].clone(), FORWARD_RTOL);
+        }
+    }
+    // Batch norm in training, then in inference with the running statistics it updated.
+    let layer = || BatchNormConfig::new(5).init(&ad);
+    let (mine, burns) = (layer(), layer());
+    let x = normal([6, 5, 3, 4], &ad).mul_scalar(3.0).add_scalar(2.0);
+    let w = normal([6, 5, 3, 4], &ad);
+    let run = |l: &burn::nn::BatchNorm, own: bool| {
+        let x = x.clone().detach().require_grad();
+        let y = if own {
+            norm::batch_norm(l, x.clone())
+        } else {
+            l.forward(x.clone())
+        };
+        let g = (y.clone() * w.clone()).sum().backward();
+        [
+            flat(y.detach()),
+            flat(x.grad(&g).expect("input gradient")),
+            l.gamma.grad(&g).expect("gamma gradient"),
+            l.beta.grad(&g).expect("beta gradient"),
+        ]
+    };
+    let (a, b) = (run(&mine, true), run(&burns, false));
+    for (i, what) in [
+        "output",
+        "input gradient",
+        "gamma gradient",
+        "beta gradient",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let what = format!("batch norm {what}");
+        assert_close(&what, a[i].clone(), b[i].clone(), FORWARD_RTOL);
+    }
+    assert_close(
+        "running mean",
+        mine.running_mean.value(),
+        burns.running_mean.value(),
+        FORWARD_RTOL,
+    );
+    assert_close(
+        "running variance",
+        mine.running_var.value(),
+        burns.running_var.value(),
+        FORWARD_RTOL,
+    );
+    let x = x.inner();
+    let (mine, burns) = (mine.valid(), burns.valid());
+    assert_close(
+        "batch norm inference",
+        norm::batch_norm(&mine, x.clone()),
+        burns.forward(x),
+        FORWARD_RTOL,
+    );
+}
+
 /// Five AdamW steps of the speech CNN (no dropout, so nothing random) from the same weights
 /// on the same batch: the losses and the trained model's outputs agree.
 #[test]

@@ -19,6 +19,8 @@ pub mod conv;
 pub mod error;
 pub mod fsutil;
 mod kernel_calls;
+#[cfg(feature = "tch")]
+mod libtorch_autograd;
 pub mod manifest;
 pub mod metrics;
 pub mod model;

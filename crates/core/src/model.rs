@@ -179,9 +179,10 @@ impl ConvBlock {
     fn forward(&self, x: Tensor<4>, stats: NormStats) -> Tensor<4> {
         // Every block `init` builds has stride 1, no bias and padding k / 2, which is what
         // `temporal_conv` assumes; a `[1, k]` kernel over a height-1 input can take it.
-        // On flex, `conv::conv2d` runs its own im2col kernel and gradients, faster than both.
+        // On flex and LibTorch, `conv::conv2d` runs its own kernel and gradients (flex) or
+        // LibTorch's convolution and gradients, faster than both.
         let [_, _, kh, _] = self.conv.weight.dims();
-        let y = if conv::is_flex(&x.device()) {
+        let y = if conv::has_own_path(&x.device()) {
             conv::conv2d(&self.conv, x)
         } else if x.dims()[2] == 1 && kh == 1 {
             temporal_conv(x, self.conv.weight.val())

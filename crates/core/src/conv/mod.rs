@@ -13,6 +13,8 @@
 #![allow(deprecated)]
 
 pub mod kernel;
+#[cfg(feature = "tch")]
+mod libtorch;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -55,9 +57,6 @@ impl StrideOneConv for NdArray {}
 impl StrideOneConv for burn::backend::LibTorch {}
 
 impl<C: CheckpointStrategy> StrideOneConv for Autodiff<NdArray, C> {}
-
-#[cfg(feature = "tch")]
-impl<C: CheckpointStrategy> StrideOneConv for Autodiff<burn::backend::LibTorch, C> {}
 
 /// The sizes of a flex convolution, or `None` where [`kernel`] does not apply (a dtype other
 /// than `f32`, or a kernel larger than the padded input).
@@ -183,6 +182,17 @@ pub fn is_flex(device: &Device) -> bool {
         device.as_dispatch().clone().inner(),
         DispatchDevice::Flex(_)
     )
+}
+
+/// Whether [`conv2d`] runs its own path on `device` rather than Burn's default: [`kernel`]
+/// on flex, and LibTorch's convolution with LibTorch's gradients on LibTorch.
+pub fn has_own_path(device: &Device) -> bool {
+    match device.as_dispatch().clone().inner() {
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "tch")]
+        DispatchDevice::LibTorch(_) => true,
+        _ => false,
+    }
 }
 
 /// The symmetric padding `(rows, columns)` of `conv`, if [`conv2d`] can run it.

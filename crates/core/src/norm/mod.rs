@@ -1,5 +1,6 @@
 //! Batch normalisation for the pure-Rust backend (burn-flex) in one pass per statistic,
-//! with its own gradients; other backends run Burn's operations unchanged.
+//! with its own gradients; on LibTorch, LibTorch's own batch norm and its gradients
+//! ([`libtorch`](self), with the `tch` feature); ndarray keeps Burn's operations.
 //!
 //! burn-flex 0.22 has no batch-norm kernel: Burn's default `batch_norm_train` transposes the
 //! input to `[channels, rest]` twice (a copy each time) to take the mean and variance, its
@@ -12,6 +13,8 @@
 #![allow(deprecated)]
 
 pub mod kernel;
+#[cfg(feature = "tch")]
+mod libtorch;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -56,13 +59,7 @@ pub trait FusedBatchNorm: Backend {
 
 impl FusedBatchNorm for NdArray {}
 
-#[cfg(feature = "tch")]
-impl FusedBatchNorm for burn::backend::LibTorch {}
-
 impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<NdArray, C> {}
-
-#[cfg(feature = "tch")]
-impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<burn::backend::LibTorch, C> {}
 
 /// The sizes of a flex batch norm, or `None` where [`kernel`] does not apply (a dtype other
 /// than `f32`, a rank under 2, or per-channel tensors of the wrong length).
