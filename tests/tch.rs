@@ -142,10 +142,11 @@ fn every_domain_model_gives_the_same_outputs_on_flex_and_tch() {
 }
 
 /// On tch, profundo's own paths for convolution and batch norm (LibTorch's operations with
-/// LibTorch's autograd inside Burn's backward pass) give what Burn's layers give: outputs,
-/// the input's and the parameters' gradients, and the running statistics batch norm updates.
+/// LibTorch's autograd inside Burn's backward pass) and ReLU (LibTorch's gradient) give what
+/// Burn's layers give: outputs, the input's and the parameters' gradients, and the running
+/// statistics batch norm updates.
 #[test]
-fn own_conv_and_batch_norm_paths_match_burns_layers_on_tch() {
+fn own_conv_batch_norm_and_relu_paths_match_burns_on_tch() {
     use burn::nn::conv::Conv2dConfig;
     use burn::nn::{BatchNormConfig, PaddingConfig2d};
     use profundo_core::{conv, norm};
@@ -233,6 +234,20 @@ fn own_conv_and_batch_norm_paths_match_burns_layers_on_tch() {
         burns.running_var.value(),
         FORWARD_RTOL,
     );
+    // ReLU with LibTorch's threshold_backward against Burn's relu and its default gradient.
+    let run = |own: bool| {
+        let x = x.clone().detach().require_grad();
+        let y = if own {
+            profundo_core::activation::relu(x.clone())
+        } else {
+            burn::tensor::activation::relu(x.clone())
+        };
+        let g = (y.clone() * w.clone()).sum().backward();
+        [flat(y.detach()), flat(x.grad(&g).expect("input gradient"))]
+    };
+    let (a, b) = (run(true), run(false));
+    assert_close("relu output", a[0].clone(), b[0].clone(), 0.0);
+    assert_close("relu gradient", a[1].clone(), b[1].clone(), 0.0);
     let x = x.inner();
     let (mine, burns) = (mine.valid(), burns.valid());
     assert_close(

@@ -9,10 +9,12 @@
 //! - [`plots`]: training curves and confusion matrices as PNG.
 //! - [`fsutil`]: atomic file and directory writes.
 //! - [`conv`], [`pool`], [`norm`]: stride-1 convolution, window max pooling and batch
-//!   normalisation with their own kernels and gradients on flex (Burn's operations elsewhere).
+//!   normalisation with their own kernels and gradients on flex and LibTorch's on LibTorch
+//!   (Burn's operations elsewhere); [`activation`]: ReLU with LibTorch's gradient.
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod augment;
 pub mod backend;
 pub mod conv;

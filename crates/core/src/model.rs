@@ -7,11 +7,10 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, Result, conv, norm, pool};
+use crate::{CoreError, Result, activation, conv, norm, pool};
 
 /// Hyper-parameters of [`ConvClassifier`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -193,7 +192,7 @@ impl ConvBlock {
             NormStats::Running => norm::batch_norm(&self.norm, y),
             NormStats::Batch { weight } => self.adapted_norm(y, weight),
         };
-        let x = relu(y);
+        let x = activation::relu(y);
         match &self.pool {
             Some(p) => pool::max_pool2d(p, x),
             None => x,

@@ -14,8 +14,8 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig,
     PaddingConfig2d,
 };
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use profundo_core::activation::relu;
 use profundo_core::conv::conv2d;
 use profundo_core::manifest::WEIGHTS_FILE;
 use profundo_core::model::{Classifier, global_avg_pool};
