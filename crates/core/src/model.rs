@@ -230,9 +230,10 @@ impl ConvBlock {
 /// `[out, channels, 1, k]` is read as a `[out, channels * k]` matrix.
 ///
 /// The result equals `Conv2d::forward`. Training is why it exists: Burn 0.22 computes a
-/// convolution's gradients with its default decomposition on both flex and tch (the weight
-/// gradient as a convolution with batch and channel axes swapped), while a matrix product's
-/// backward is two more matrix products.
+/// convolution's gradients with its default decomposition (the weight gradient as a
+/// convolution with batch and channel axes swapped), while a matrix product's backward is
+/// two more matrix products. Flex and LibTorch now have faster paths ([`conv::conv2d`]), so
+/// [`ConvClassifier`] uses it on ndarray only.
 pub fn temporal_conv(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
     let [b, c, _, w] = x.dims();
     let [out, _, _, k] = weight.dims();
