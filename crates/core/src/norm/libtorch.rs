@@ -23,11 +23,18 @@ fn train(x: &tch::Tensor, gamma: &tch::Tensor, beta: &tch::Tensor, eps: f64) -> 
         0.0,
         eps,
     );
-    // LibTorch returns 1 / sqrt(var + eps); Burn's contract is the variance itself. Both
-    // statistics are new storage: autograd saved `mean` for the backward step, and burn-tch
-    // updates tensors it holds alone in place (the running statistics' update would).
+    // LibTorch returns 1 / sqrt(var + eps); Burn's contract is the variance itself.
     let var = inv_std.detach().pow_tensor_scalar(-2.0) - eps;
-    [out, mean.detach().copy(), var]
+    [out, mean.detach(), var]
+}
+
+/// The running statistics blended with the batch's as Burn's `BatchNorm` does, as new
+/// tensors (autograd saved the batch mean for the backward step, so nothing here may
+/// change it in place).
+fn blend(running: [&TchTensor; 2], batch: [tch::Tensor; 2], momentum: f64) -> [TchTensor; 2] {
+    let [mean, var] = batch;
+    [(running[0], mean), (running[1], var)]
+        .map(|(r, b)| TchTensor::new(r.tensor.detach() * (1.0 - momentum) + b * momentum))
 }
 
 impl FusedBatchNorm for LibTorch {
@@ -35,14 +42,14 @@ impl FusedBatchNorm for LibTorch {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        momentum: f64,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let [out, mean, var] = train(&x.tensor, &gamma.tensor, &beta.tensor, epsilon);
-        (
-            TchTensor::new(out),
-            TchTensor::new(mean),
-            TchTensor::new(var),
-        )
+        let [mean, var] = blend([&running_mean, &running_var], [mean, var], momentum);
+        (TchTensor::new(out), mean, var)
     }
 
     fn batch_norm_eval_fused(
@@ -71,6 +78,9 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<LibTorch, C> {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        momentum: f64,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let prep = LibTorchAutograd::<3>
@@ -78,7 +88,7 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<LibTorch, C> {
             .compute_bound()
             .stateful();
         let inputs = [x.primitive(), gamma.primitive(), beta.primitive()];
-        let (output, [mean, var]) = match prep {
+        let (output, stats) = match prep {
             OpsKind::Tracked(prep) => {
                 let (state, value, stats) = record(inputs, |[x, gamma, beta]| {
                     let [out, mean, var] = train(x, gamma, beta, epsilon);
@@ -92,11 +102,9 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<LibTorch, C> {
                 (prep.finish(TchTensor::new(out)), [mean, var])
             }
         };
-        // The statistics are constants of the graph, as in Burn's own batch norm.
-        (
-            output,
-            <FloatTensor<Self>>::new(TchTensor::new(mean)),
-            <FloatTensor<Self>>::new(TchTensor::new(var)),
-        )
+        let running = [running_mean.primitive(), running_var.primitive()];
+        // The running statistics are constants of the graph, as in Burn's own batch norm.
+        let [mean, var] = blend(running, stats, momentum).map(<FloatTensor<Self>>::new);
+        (output, mean, var)
     }
 }

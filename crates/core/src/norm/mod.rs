@@ -22,7 +22,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, Flex, NdArray, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, NdArray, Scalar, backend_extension};
 use burn::nn::BatchNorm;
 use burn::tensor::{DType, Tensor, TensorData};
 
@@ -33,15 +33,27 @@ use kernel::NormShape;
 #[backend_extension(Flex, NdArray, LibTorch: cfg(feature = "tch"), Autodiff)]
 pub trait FusedBatchNorm: Backend {
     /// `x` (`[batch, channels, ...]`) normalised with its own per-channel mean and biased
-    /// variance, scaled by `gamma` and shifted by `beta`: `(output, mean, variance)`.
+    /// variance, scaled by `gamma` and shifted by `beta`; the running statistics blended
+    /// with the batch's as Burn's `BatchNorm` does (`running * (1 - momentum) + batch *
+    /// momentum`). Returns `(output, new running mean, new running variance)`, the latter
+    /// two constants of the graph.
     fn batch_norm_train_fused(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        momentum: f64,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-        (r.output, r.mean, r.variance)
+        burn_train::<Self>(
+            x,
+            gamma,
+            beta,
+            [running_mean, running_var],
+            momentum,
+            epsilon,
+        )
     }
 
     /// `x` normalised with the given per-channel `mean` and `variance`, scaled and shifted.
@@ -55,6 +67,31 @@ pub trait FusedBatchNorm: Backend {
     ) -> FloatTensor<Self> {
         Self::batch_norm(x, gamma, beta, mean, variance, epsilon)
     }
+}
+
+/// The trained batch norm with Burn's own operations, on any backend (the default of
+/// [`FusedBatchNorm::batch_norm_train_fused`], and its fallback where a kernel does not
+/// apply).
+fn burn_train<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    [running_mean, running_var]: [FloatTensor<B>; 2],
+    momentum: f64,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = B::batch_norm_train(x, gamma, beta, epsilon);
+    let blend = |running, batch| {
+        B::float_add(
+            B::float_mul_scalar(running, Scalar::Float(1.0 - momentum)),
+            B::float_mul_scalar(B::float_detach(batch), Scalar::Float(momentum)),
+        )
+    };
+    (
+        r.output,
+        blend(running_mean, r.mean),
+        blend(running_var, r.variance),
+    )
 }
 
 impl FusedBatchNorm for NdArray {}
@@ -88,6 +125,17 @@ fn flex_from_vec(values: Vec<f32>, shape: &[usize]) -> FloatTensor<Flex> {
     Flex::float_from_data(TensorData::new(values, shape.to_vec()), &Default::default())
 }
 
+/// `running * (1 - momentum) + batch * momentum` per channel, in the order and precision of
+/// Burn's `BatchNorm` (each factor rounded to `f32`).
+fn blend(running: &[f32], batch: &[f32], momentum: f64) -> Vec<f32> {
+    let (keep, take) = ((1.0 - momentum) as f32, momentum as f32);
+    running
+        .iter()
+        .zip(batch)
+        .map(|(&r, &b)| r * keep + b * take)
+        .collect()
+}
+
 /// The training forward pass on flex: `(output, mean, variance)`.
 fn flex_train(
     s: &NormShape,
@@ -105,19 +153,25 @@ impl FusedBatchNorm for Flex {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        momentum: f64,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let Some(s) = flex_shape(&x, &[&gamma, &beta]) else {
-            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-            return (r.output, r.mean, r.variance);
+        let Some(s) = flex_shape(&x, &[&gamma, &beta, &running_mean, &running_var]) else {
+            let running = [running_mean, running_var];
+            return burn_train::<Self>(x, gamma, beta, running, momentum, epsilon);
         };
         let shape = x.layout().shape().to_vec();
         let x = x.to_contiguous();
         let (y, mean, var) = flex_train(&s, &x, &values(&gamma), &values(&beta), epsilon);
         (
             flex_from_vec(y, &shape),
-            flex_from_vec(mean, &[s.channels]),
-            flex_from_vec(var, &[s.channels]),
+            flex_from_vec(
+                blend(&values(&running_mean), &mean, momentum),
+                &[s.channels],
+            ),
+            flex_from_vec(blend(&values(&running_var), &var, momentum), &[s.channels]),
         )
     }
 
@@ -202,20 +256,28 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        momentum: f64,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let Some(s) = flex_shape(x.primitive(), &[gamma.primitive(), beta.primitive()]) else {
-            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-            return (r.output, r.mean, r.variance);
+        let per_channel = [gamma.primitive(), beta.primitive()];
+        let running = [running_mean.primitive(), running_var.primitive()];
+        let Some(s) = flex_shape(
+            x.primitive(),
+            &[per_channel[0], per_channel[1], running[0], running[1]],
+        ) else {
+            let running = [running_mean, running_var];
+            return burn_train::<Self>(x, gamma, beta, running, momentum, epsilon);
         };
         let shape = x.primitive().layout().shape().to_vec();
         let xv = x.primitive().to_contiguous();
         let gv = values(gamma.primitive());
         let (y, mean, var) = flex_train(&s, &xv, &gv, &values(beta.primitive()), epsilon);
-        let stats = (
-            flex_from_vec(mean.clone(), &[s.channels]),
-            flex_from_vec(var.clone(), &[s.channels]),
-        );
+        let new_running = [
+            flex_from_vec(blend(&values(running[0]), &mean, momentum), &[s.channels]),
+            flex_from_vec(blend(&values(running[1]), &var, momentum), &[s.channels]),
+        ];
         let y = flex_from_vec(y, &shape);
         let output = match FlexNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -235,12 +297,9 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
-        // The statistics are constants of the graph, as in Burn's own batch norm.
-        (
-            output,
-            <FloatTensor<Self>>::new(stats.0),
-            <FloatTensor<Self>>::new(stats.1),
-        )
+        // The running statistics are constants of the graph, as in Burn's own batch norm.
+        let [mean, var] = new_running.map(<FloatTensor<Self>>::new);
+        (output, mean, var)
     }
 }
 
@@ -264,23 +323,25 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
             norm.epsilon,
         ));
     }
-    let (y, mean, var) = <Dispatch as FusedBatchNorm>::batch_norm_train_fused(
+    let (y, running_mean, running_var) = <Dispatch as FusedBatchNorm>::batch_norm_train_fused(
         x.into_dispatch(),
         gamma,
         beta,
+        norm.running_mean
+            .value_sync()
+            .to_device(&device)
+            .into_dispatch(),
+        norm.running_var
+            .value_sync()
+            .to_device(&device)
+            .into_dispatch(),
+        norm.momentum,
         norm.epsilon,
     );
-    let (mean, var): (Tensor<1>, Tensor<1>) =
-        (Tensor::from_dispatch(mean), Tensor::from_dispatch(var));
-    let m = norm.momentum;
-    let running_mean = norm.running_mean.value_sync().to_device(&device);
-    let running_var = norm.running_var.value_sync().to_device(&device);
-    let running_mean = running_mean
-        .mul_scalar(1.0 - m)
-        .add(mean.detach().mul_scalar(m));
-    let running_var = running_var
-        .mul_scalar(1.0 - m)
-        .add(var.detach().mul_scalar(m));
+    let (running_mean, running_var): (Tensor<1>, Tensor<1>) = (
+        Tensor::from_dispatch(running_mean),
+        Tensor::from_dispatch(running_var),
+    );
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
     Tensor::from_dispatch(y)
