@@ -258,6 +258,83 @@ fn own_conv_batch_norm_and_relu_paths_match_burns_on_tch() {
     );
 }
 
+/// On tch, the fused training block (convolution, batch norm and ReLU recorded as one
+/// LibTorch autograd operation) gives what the three layers give one by one: output, the
+/// gradients of the input, the weight, gamma and beta, and the running statistics.
+#[test]
+fn fused_conv_norm_relu_block_matches_the_layers_on_tch() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+    use profundo_core::block::conv_norm_relu;
+    let ad = tch().autodiff();
+    ad.seed(9);
+    let flat = |t: Tensor<4>| -> Tensor<1> { t.flatten(0, 3) };
+    for relu in [true, false] {
+        let conv = Conv2dConfig::new([3, 5], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false)
+            .init(&ad);
+        let layer = || BatchNormConfig::new(5).init(&ad);
+        let (fused_norm, plain_norm) = (layer(), layer());
+        let x = normal([4, 3, 7, 6], &ad);
+        let w = normal([4, 5, 7, 6], &ad);
+        let run = |norm: &BatchNorm, fused: bool| {
+            let x = x.clone().detach().require_grad();
+            let y = if fused {
+                conv_norm_relu(&conv, norm, x.clone(), relu)
+            } else {
+                let y = norm.forward(conv.forward(x.clone()));
+                if relu {
+                    burn::tensor::activation::relu(y)
+                } else {
+                    y
+                }
+            };
+            let g = (y.clone() * w.clone()).sum().backward();
+            [
+                flat(y.detach()),
+                flat(x.grad(&g).expect("input gradient")),
+                flat(conv.weight.grad(&g).expect("weight gradient")),
+                norm.gamma
+                    .grad(&g)
+                    .expect("gamma gradient")
+                    .reshape([1, 1, 1, 5])
+                    .flatten(0, 3),
+                norm.beta
+                    .grad(&g)
+                    .expect("beta gradient")
+                    .reshape([1, 1, 1, 5])
+                    .flatten(0, 3),
+            ]
+        };
+        let (a, b) = (run(&fused_norm, true), run(&plain_norm, false));
+        let names = [
+            "output",
+            "input gradient",
+            "weight gradient",
+            "gamma gradient",
+            "beta gradient",
+        ];
+        for (i, what) in names.iter().enumerate() {
+            let what = format!("fused block (relu {relu}) {what}");
+            assert_close(&what, a[i].clone(), b[i].clone(), FORWARD_RTOL);
+        }
+        let stats = [
+            (
+                fused_norm.running_mean.value(),
+                plain_norm.running_mean.value(),
+            ),
+            (
+                fused_norm.running_var.value(),
+                plain_norm.running_var.value(),
+            ),
+        ];
+        for (f, p) in stats {
+            assert_close("fused block running statistics", f, p, FORWARD_RTOL);
+        }
+    }
+}
+
 /// Five AdamW steps of the speech CNN (no dropout, so nothing random) from the same weights
 /// on the same batch: the losses and the trained model's outputs agree.
 #[test]

@@ -17,6 +17,7 @@
 pub mod activation;
 pub mod augment;
 pub mod backend;
+pub mod block;
 pub mod conv;
 pub mod error;
 pub mod fsutil;

@@ -10,7 +10,7 @@ use burn::nn::{
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, Result, activation, conv, norm, pool};
+use crate::{CoreError, Result, activation, block, conv, norm, pool};
 
 /// Hyper-parameters of [`ConvClassifier`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -178,21 +178,29 @@ impl ConvBlock {
     fn forward(&self, x: Tensor<4>, stats: NormStats) -> Tensor<4> {
         // Every block `init` builds has stride 1, no bias and padding k / 2, which is what
         // `temporal_conv` assumes; a `[1, k]` kernel over a height-1 input can take it.
-        // On flex and LibTorch, `conv::conv2d` runs its own kernel and gradients (flex) or
-        // LibTorch's convolution and gradients, faster than both.
-        let [_, _, kh, _] = self.conv.weight.dims();
-        let y = if conv::has_own_path(&x.device()) {
-            conv::conv2d(&self.conv, x)
-        } else if x.dims()[2] == 1 && kh == 1 {
-            temporal_conv(x, self.conv.weight.val())
-        } else {
-            self.conv.forward(x)
+        // On flex and LibTorch, `block::conv_norm_relu` runs profundo's kernels (flex) or
+        // LibTorch's operations and gradients, faster than both.
+        let own_path = conv::has_own_path(&x.device());
+        let x = match stats {
+            NormStats::Running if own_path => {
+                block::conv_norm_relu(&self.conv, &self.norm, x, true)
+            }
+            NormStats::Running | NormStats::Batch { .. } => {
+                let [_, _, kh, _] = self.conv.weight.dims();
+                let y = if own_path {
+                    conv::conv2d(&self.conv, x)
+                } else if x.dims()[2] == 1 && kh == 1 {
+                    temporal_conv(x, self.conv.weight.val())
+                } else {
+                    self.conv.forward(x)
+                };
+                let y = match stats {
+                    NormStats::Running => norm::batch_norm(&self.norm, y),
+                    NormStats::Batch { weight } => self.adapted_norm(y, weight),
+                };
+                activation::relu(y)
+            }
         };
-        let y = match stats {
-            NormStats::Running => norm::batch_norm(&self.norm, y),
-            NormStats::Batch { weight } => self.adapted_norm(y, weight),
-        };
-        let x = activation::relu(y);
         match &self.pool {
             Some(p) => pool::max_pool2d(p, x),
             None => x,

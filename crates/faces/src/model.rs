@@ -16,7 +16,7 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use profundo_core::activation::relu;
-use profundo_core::conv::conv2d;
+use profundo_core::block::conv_norm_relu;
 use profundo_core::manifest::WEIGHTS_FILE;
 use profundo_core::model::{Classifier, global_avg_pool};
 use profundo_core::norm::batch_norm;
@@ -132,10 +132,10 @@ impl ResidualBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(batch_norm(&self.norm1, conv2d(&self.conv1, x.clone())));
-        let y = batch_norm(&self.norm2, conv2d(&self.conv2, y));
+        let y = conv_norm_relu(&self.conv1, &self.norm1, x.clone(), true);
+        let y = conv_norm_relu(&self.conv2, &self.norm2, y, false);
         let skip = match &self.shortcut {
-            Some((conv, norm)) => batch_norm(norm, conv2d(conv, x)),
+            Some((conv, norm)) => conv_norm_relu(conv, norm, x, false),
             None => x,
         };
         let y = relu(y + skip);

@@ -13,7 +13,7 @@ use burn::backend::{Autodiff, LibTorch};
 use super::StrideOneConv;
 use crate::libtorch_autograd::{LibTorchAutograd, record};
 
-fn conv(x: &tch::Tensor, weight: &tch::Tensor, ph: usize, pw: usize) -> tch::Tensor {
+pub(crate) fn conv(x: &tch::Tensor, weight: &tch::Tensor, ph: usize, pw: usize) -> tch::Tensor {
     let padding = [ph as i64, pw as i64];
     x.conv2d(weight, None::<&tch::Tensor>, [1, 1], padding, [1, 1], 1)
 }

@@ -14,7 +14,7 @@
 
 pub mod kernel;
 #[cfg(feature = "tch")]
-mod libtorch;
+pub(crate) mod libtorch;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -196,7 +196,7 @@ pub fn has_own_path(device: &Device) -> bool {
 }
 
 /// The symmetric padding `(rows, columns)` of `conv`, if [`conv2d`] can run it.
-fn stride_one_padding(conv: &Conv2d) -> Option<(usize, usize)> {
+pub(crate) fn stride_one_padding(conv: &Conv2d) -> Option<(usize, usize)> {
     if conv.stride != [1, 1] || conv.dilation != [1, 1] || conv.groups != 1 || conv.bias.is_some() {
         return None;
     }

@@ -13,7 +13,12 @@ use super::FusedBatchNorm;
 use crate::libtorch_autograd::{LibTorchAutograd, record};
 
 /// LibTorch's training batch norm: `(output, mean, biased variance)`.
-fn train(x: &tch::Tensor, gamma: &tch::Tensor, beta: &tch::Tensor, eps: f64) -> [tch::Tensor; 3] {
+pub(crate) fn train(
+    x: &tch::Tensor,
+    gamma: &tch::Tensor,
+    beta: &tch::Tensor,
+    eps: f64,
+) -> [tch::Tensor; 3] {
     let (out, mean, inv_std) = x.native_batch_norm(
         Some(gamma),
         Some(beta),
@@ -31,7 +36,11 @@ fn train(x: &tch::Tensor, gamma: &tch::Tensor, beta: &tch::Tensor, eps: f64) -> 
 /// The running statistics blended with the batch's as Burn's `BatchNorm` does, as new
 /// tensors (autograd saved the batch mean for the backward step, so nothing here may
 /// change it in place).
-fn blend(running: [&TchTensor; 2], batch: [tch::Tensor; 2], momentum: f64) -> [TchTensor; 2] {
+pub(crate) fn blend(
+    running: [&TchTensor; 2],
+    batch: [tch::Tensor; 2],
+    momentum: f64,
+) -> [TchTensor; 2] {
     let [mean, var] = batch;
     [(running[0], mean), (running[1], var)]
         .map(|(r, b)| TchTensor::new(r.tensor.detach() * (1.0 - momentum) + b * momentum))

@@ -14,7 +14,7 @@
 
 pub mod kernel;
 #[cfg(feature = "tch")]
-mod libtorch;
+pub(crate) mod libtorch;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
