@@ -38,6 +38,7 @@ mod libtorch {
 
     use crate::conv::libtorch::conv;
     use crate::libtorch_autograd::{LibTorchAutograd, record};
+    use crate::norm;
     use crate::norm::libtorch::{blend, train};
 
     /// The block's training pass as one LibTorch operation.
@@ -149,28 +150,20 @@ mod libtorch {
             return None;
         }
         let (ph, pw) = crate::conv::stride_one_padding(conv)?;
+        let [running_mean, running_var] = norm::running_stats(norm, &device);
         let (y, mean, var) = <Dispatch as ConvNormRelu>::conv_norm_relu_train(
             x.clone().into_dispatch(),
             conv.weight.val().into_dispatch(),
             norm.gamma.val().into_dispatch(),
             norm.beta.val().into_dispatch(),
-            norm.running_mean
-                .value_sync()
-                .to_device(&device)
-                .into_dispatch(),
-            norm.running_var
-                .value_sync()
-                .to_device(&device)
-                .into_dispatch(),
+            running_mean,
+            running_var,
             [ph, pw],
             relu,
             norm.momentum,
             norm.epsilon,
         );
-        let (mean, var): (Tensor<1>, Tensor<1>) =
-            (Tensor::from_dispatch(mean), Tensor::from_dispatch(var));
-        norm.running_mean.update(mean.detach());
-        norm.running_var.update(var.detach());
+        norm::update_running_stats(norm, mean, var);
         Some(Tensor::from_dispatch(y))
     }
 }

@@ -24,7 +24,7 @@ use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, NdArray, Scalar, backend_extension};
 use burn::nn::BatchNorm;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use kernel::NormShape;
 
@@ -323,28 +323,36 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
             norm.epsilon,
         ));
     }
+    let [running_mean, running_var] = running_stats(norm, &device);
     let (y, running_mean, running_var) = <Dispatch as FusedBatchNorm>::batch_norm_train_fused(
         x.into_dispatch(),
         gamma,
         beta,
-        norm.running_mean
-            .value_sync()
-            .to_device(&device)
-            .into_dispatch(),
-        norm.running_var
-            .value_sync()
-            .to_device(&device)
-            .into_dispatch(),
+        running_mean,
+        running_var,
         norm.momentum,
         norm.epsilon,
     );
-    let (running_mean, running_var): (Tensor<1>, Tensor<1>) = (
-        Tensor::from_dispatch(running_mean),
-        Tensor::from_dispatch(running_var),
-    );
-    norm.running_mean.update(running_mean.detach());
-    norm.running_var.update(running_var.detach());
+    update_running_stats(norm, running_mean, running_var);
     Tensor::from_dispatch(y)
+}
+
+/// `norm`'s running mean and variance on `device`, as the training operations take them.
+pub(crate) fn running_stats(norm: &BatchNorm, device: &Device) -> [FloatTensor<Dispatch>; 2] {
+    [&norm.running_mean, &norm.running_var]
+        .map(|r| r.value_sync().to_device(device).into_dispatch())
+}
+
+/// Stores the running statistics a training operation returned in `norm`.
+pub(crate) fn update_running_stats(
+    norm: &BatchNorm,
+    mean: FloatTensor<Dispatch>,
+    var: FloatTensor<Dispatch>,
+) {
+    let (mean, var): (Tensor<1>, Tensor<1>) =
+        (Tensor::from_dispatch(mean), Tensor::from_dispatch(var));
+    norm.running_mean.update(mean.detach());
+    norm.running_var.update(var.detach());
 }
 
 #[cfg(test)]
