@@ -31,7 +31,7 @@ mod libtorch {
     use burn::backend::autodiff::ops::{Backward, OpsKind};
     use burn::backend::libtorch::TchTensor;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, Dispatch, DispatchDevice, LibTorch, backend_extension};
+    use burn::backend::{Autodiff, Dispatch, LibTorch, backend_extension};
     use burn::nn::BatchNorm;
     use burn::nn::conv::Conv2d;
     use burn::tensor::Tensor;
@@ -142,11 +142,7 @@ mod libtorch {
         relu: bool,
     ) -> Option<Tensor<4>> {
         let device = x.device();
-        let on_libtorch = matches!(
-            device.as_dispatch().clone().inner(),
-            DispatchDevice::LibTorch(_)
-        );
-        if !(on_libtorch && device.is_autodiff() && norm.training.is_enabled()) {
+        if !(crate::conv::is_libtorch(&device) && norm::trains(norm, &device)) {
             return None;
         }
         let (ph, pw) = crate::conv::stride_one_padding(conv)?;

@@ -20,6 +20,7 @@ pub mod backend;
 pub mod block;
 pub mod conv;
 pub mod error;
+mod flex;
 pub mod fsutil;
 mod kernel_calls;
 #[cfg(feature = "tch")]

@@ -185,25 +185,30 @@ impl ConvBlock {
             NormStats::Running if own_path => {
                 block::conv_norm_relu(&self.conv, &self.norm, x, true)
             }
-            NormStats::Running | NormStats::Batch { .. } => {
-                let [_, _, kh, _] = self.conv.weight.dims();
-                let y = if own_path {
-                    conv::conv2d(&self.conv, x)
-                } else if x.dims()[2] == 1 && kh == 1 {
-                    temporal_conv(x, self.conv.weight.val())
-                } else {
-                    self.conv.forward(x)
-                };
-                let y = match stats {
-                    NormStats::Running => norm::batch_norm(&self.norm, y),
-                    NormStats::Batch { weight } => self.adapted_norm(y, weight),
-                };
-                activation::relu(y)
+            NormStats::Running => {
+                activation::relu(norm::batch_norm(&self.norm, self.convolve(x, own_path)))
+            }
+            NormStats::Batch { weight } => {
+                activation::relu(self.adapted_norm(self.convolve(x, own_path), weight))
             }
         };
         match &self.pool {
             Some(p) => pool::max_pool2d(p, x),
             None => x,
+        }
+    }
+
+    /// The block's convolution: [`conv::conv2d`] where it has its own path, else the
+    /// matrix-product [`temporal_conv`] for a `[1, k]` kernel over a height-1 input, else
+    /// Burn's layer.
+    fn convolve(&self, x: Tensor<4>, own_path: bool) -> Tensor<4> {
+        let [_, _, kh, _] = self.conv.weight.dims();
+        if own_path {
+            conv::conv2d(&self.conv, x)
+        } else if x.dims()[2] == 1 && kh == 1 {
+            temporal_conv(x, self.conv.weight.val())
+        } else {
+            self.conv.forward(x)
         }
     }
 

@@ -41,7 +41,9 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution};
 
-    /// On the CPU backends without their own path, [`relu`] is Burn's, gradient included.
+    /// On the CPU backends without their own path, [`relu`] routes through the extension to
+    /// Burn's `relu`, gradient included (a backend the extension does not list would panic
+    /// here); LibTorch's own gradient is compared with Burn's in `tests/tch.rs`.
     #[test]
     fn equals_burns_relu_with_its_gradient() {
         for device in [Device::flex(), Device::ndarray()] {

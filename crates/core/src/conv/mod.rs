@@ -20,14 +20,14 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::{ConvOptions, FloatTensorOps, ModuleOps};
+use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Autodiff, Backend, Dispatch, DispatchDevice, Flex, NdArray, backend_extension,
 };
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 
 use kernel::ConvShape;
 
@@ -88,10 +88,6 @@ fn flex_shape(
     shape.is_valid().then_some(shape)
 }
 
-fn flex_from_vec(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
-    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
-}
-
 /// The forward pass on flex; `x` and `weight` must be contiguous (`to_contiguous`: a
 /// no-op for a tensor that already is).
 fn flex_forward(
@@ -100,7 +96,7 @@ fn flex_forward(
     s: &ConvShape,
 ) -> FloatTensor<Flex> {
     let out = kernel::forward(s, x.storage::<f32>(), weight.storage::<f32>());
-    flex_from_vec(out, [s.batch, s.c_out, s.out_h(), s.out_w()])
+    crate::flex::from_vec(out, [s.batch, s.c_out, s.out_h(), s.out_w()])
 }
 
 impl StrideOneConv for Flex {
@@ -136,11 +132,17 @@ impl Backward<Flex, 2> for FlexConvBackward {
         let g = grad.storage::<f32>();
         if let Some(node) = node_x {
             let dx = kernel::backward_x(&s, weight.storage::<f32>(), g);
-            grads.register::<Flex>(node.id, flex_from_vec(dx, [s.batch, s.c_in, s.h, s.w]));
+            grads.register::<Flex>(
+                node.id,
+                crate::flex::from_vec(dx, [s.batch, s.c_in, s.h, s.w]),
+            );
         }
         if let Some(node) = node_w {
             let dw = kernel::backward_weight(&s, x.storage::<f32>(), g);
-            grads.register::<Flex>(node.id, flex_from_vec(dw, [s.c_out, s.c_in, s.kh, s.kw]));
+            grads.register::<Flex>(
+                node.id,
+                crate::flex::from_vec(dw, [s.c_out, s.c_in, s.kh, s.kw]),
+            );
         }
     }
 }
@@ -187,12 +189,20 @@ pub fn is_flex(device: &Device) -> bool {
 /// Whether [`conv2d`] runs its own path on `device` rather than Burn's default: [`kernel`]
 /// on flex, and LibTorch's convolution with LibTorch's gradients on LibTorch.
 pub fn has_own_path(device: &Device) -> bool {
-    match device.as_dispatch().clone().inner() {
-        DispatchDevice::Flex(_) => true,
-        #[cfg(feature = "tch")]
-        DispatchDevice::LibTorch(_) => true,
-        _ => false,
+    #[cfg(feature = "tch")]
+    if is_libtorch(device) {
+        return true;
     }
+    is_flex(device)
+}
+
+/// Whether `device` is LibTorch, with or without autodiff.
+#[cfg(feature = "tch")]
+pub(crate) fn is_libtorch(device: &Device) -> bool {
+    matches!(
+        device.as_dispatch().clone().inner(),
+        DispatchDevice::LibTorch(_)
+    )
 }
 
 /// The symmetric padding `(rows, columns)` of `conv`, if [`conv2d`] can run it.

@@ -20,11 +20,11 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, NdArray, Scalar, backend_extension};
 use burn::nn::BatchNorm;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 
 use kernel::NormShape;
 
@@ -121,10 +121,6 @@ fn values(t: &FloatTensor<Flex>) -> Vec<f32> {
     t.to_contiguous().storage::<f32>().to_vec()
 }
 
-fn flex_from_vec(values: Vec<f32>, shape: &[usize]) -> FloatTensor<Flex> {
-    Flex::float_from_data(TensorData::new(values, shape.to_vec()), &Default::default())
-}
-
 /// `running * (1 - momentum) + batch * momentum` per channel, in the order and precision of
 /// Burn's `BatchNorm` (each factor rounded to `f32`).
 fn blend(running: &[f32], batch: &[f32], momentum: f64) -> Vec<f32> {
@@ -136,16 +132,37 @@ fn blend(running: &[f32], batch: &[f32], momentum: f64) -> Vec<f32> {
         .collect()
 }
 
-/// The training forward pass on flex: `(output, mean, variance)`.
+/// What the training forward pass on flex computes.
+struct FlexTrain {
+    /// The normalised output's values, in `x`'s layout.
+    output: Vec<f32>,
+    /// The batch's per-channel mean (the backward step needs it).
+    mean: Vec<f32>,
+    /// The batch's per-channel biased variance (the backward step needs it).
+    var: Vec<f32>,
+    /// The running mean and variance blended with the batch's.
+    running: [FloatTensor<Flex>; 2],
+}
+
+/// The training forward pass on flex; `x` must be contiguous.
 fn flex_train(
     s: &NormShape,
     x: &FloatTensor<Flex>,
-    gamma: &[f32],
-    beta: &[f32],
+    [gamma, beta]: [&[f32]; 2],
+    running: [&FloatTensor<Flex>; 2],
+    momentum: f64,
     eps: f64,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+) -> FlexTrain {
     crate::kernel_calls::record();
-    kernel::forward_train(s, x.storage::<f32>(), gamma, beta, eps)
+    let (output, mean, var) = kernel::forward_train(s, x.storage::<f32>(), gamma, beta, eps);
+    let running = [(running[0], &mean), (running[1], &var)]
+        .map(|(r, b)| crate::flex::from_vec(blend(&values(r), b, momentum), [s.channels]));
+    FlexTrain {
+        output,
+        mean,
+        var,
+        running,
+    }
 }
 
 impl FusedBatchNorm for Flex {
@@ -164,15 +181,11 @@ impl FusedBatchNorm for Flex {
         };
         let shape = x.layout().shape().to_vec();
         let x = x.to_contiguous();
-        let (y, mean, var) = flex_train(&s, &x, &values(&gamma), &values(&beta), epsilon);
-        (
-            flex_from_vec(y, &shape),
-            flex_from_vec(
-                blend(&values(&running_mean), &mean, momentum),
-                &[s.channels],
-            ),
-            flex_from_vec(blend(&values(&running_var), &var, momentum), &[s.channels]),
-        )
+        let (gamma, beta) = (values(&gamma), values(&beta));
+        let running = [&running_mean, &running_var];
+        let t = flex_train(&s, &x, [&gamma, &beta], running, momentum, epsilon);
+        let [mean, var] = t.running;
+        (crate::flex::from_vec(t.output, shape), mean, var)
     }
 
     fn batch_norm_eval_fused(
@@ -197,7 +210,7 @@ impl FusedBatchNorm for Flex {
             &values(&variance),
             epsilon,
         );
-        flex_from_vec(y, &shape)
+        crate::flex::from_vec(y, shape)
     }
 }
 
@@ -240,13 +253,13 @@ impl Backward<Flex, 3> for FlexNormBackward {
         );
         if let Some(node) = node_x {
             let shape = st.x.layout().shape().to_vec();
-            grads.register::<Flex>(node.id, flex_from_vec(dx, &shape));
+            grads.register::<Flex>(node.id, crate::flex::from_vec(dx, shape));
         }
         if let Some(node) = node_gamma {
-            grads.register::<Flex>(node.id, flex_from_vec(dgamma, &[s.channels]));
+            grads.register::<Flex>(node.id, crate::flex::from_vec(dgamma, [s.channels]));
         }
         if let Some(node) = node_beta {
-            grads.register::<Flex>(node.id, flex_from_vec(dbeta, &[s.channels]));
+            grads.register::<Flex>(node.id, crate::flex::from_vec(dbeta, [s.channels]));
         }
     }
 }
@@ -272,13 +285,9 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
         };
         let shape = x.primitive().layout().shape().to_vec();
         let xv = x.primitive().to_contiguous();
-        let gv = values(gamma.primitive());
-        let (y, mean, var) = flex_train(&s, &xv, &gv, &values(beta.primitive()), epsilon);
-        let new_running = [
-            flex_from_vec(blend(&values(running[0]), &mean, momentum), &[s.channels]),
-            flex_from_vec(blend(&values(running[1]), &var, momentum), &[s.channels]),
-        ];
-        let y = flex_from_vec(y, &shape);
+        let (gv, bv) = (values(per_channel[0]), values(per_channel[1]));
+        let t = flex_train(&s, &xv, [&gv, &bv], running, momentum, epsilon);
+        let y = crate::flex::from_vec(t.output, shape);
         let output = match FlexNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
@@ -288,8 +297,8 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
                 let state = NormState {
                     x: xv,
                     gamma: gv,
-                    mean,
-                    var,
+                    mean: t.mean,
+                    var: t.var,
                     eps: epsilon,
                     shape: s,
                 };
@@ -298,7 +307,7 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         // The running statistics are constants of the graph, as in Burn's own batch norm.
-        let [mean, var] = new_running.map(<FloatTensor<Self>>::new);
+        let [mean, var] = t.running.map(<FloatTensor<Self>>::new);
         (output, mean, var)
     }
 }
@@ -311,7 +320,7 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     let gamma = norm.gamma.val().into_dispatch();
     let beta = norm.beta.val().into_dispatch();
-    if !(device.is_autodiff() && norm.training.is_enabled()) {
+    if !trains(norm, &device) {
         let mean = norm.running_mean.value().to_device(&device);
         let var = norm.running_var.value().to_device(&device);
         return Tensor::from_dispatch(<Dispatch as FusedBatchNorm>::batch_norm_eval_fused(
@@ -335,6 +344,13 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     );
     update_running_stats(norm, running_mean, running_var);
     Tensor::from_dispatch(y)
+}
+
+/// Whether `norm` normalises with the batch's statistics (and updates its running ones) on
+/// `device`: an autodiff device with the layer's training enabled, as Burn's `BatchNorm`
+/// decides.
+pub(crate) fn trains(norm: &BatchNorm, device: &Device) -> bool {
+    device.is_autodiff() && norm.training.is_enabled()
 }
 
 /// `norm`'s running mean and variance on `device`, as the training operations take them.

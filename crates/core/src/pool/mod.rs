@@ -17,12 +17,11 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, NdArray, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 
 use kernel::PoolShape;
 
@@ -33,8 +32,15 @@ pub trait WindowMaxPool: Backend {
     /// The maximum of every whole `[kh, kw]` window of `x` (`[batch, channels, h, w]`):
     /// `[batch, channels, h / kh, w / kw]`.
     fn max_pool2d_windows(x: FloatTensor<Self>, kh: usize, kw: usize) -> FloatTensor<Self> {
-        Self::max_pool2d(x, [kh, kw], [kh, kw], [0, 0], [1, 1], false)
+        burn_pool::<Self>(x, kh, kw)
     }
+}
+
+/// Burn's own max pool over non-overlapping `[kh, kw]` windows, on any backend (the default
+/// of [`WindowMaxPool::max_pool2d_windows`], and its fallback where [`kernel`] does not
+/// apply).
+fn burn_pool<B: Backend>(x: FloatTensor<B>, kh: usize, kw: usize) -> FloatTensor<B> {
+    B::max_pool2d(x, [kh, kw], [kh, kw], [0, 0], [1, 1], false)
 }
 
 impl WindowMaxPool for NdArray {}
@@ -65,18 +71,14 @@ fn flex_shape(x: &FloatTensor<Flex>, kh: usize, kw: usize) -> Option<(PoolShape,
         .then_some((s, [xs[0], xs[1], s.out_h(), s.out_w()]))
 }
 
-fn flex_from_vec(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
-    Flex::float_from_data(TensorData::new(values, shape), &Default::default())
-}
-
 impl WindowMaxPool for Flex {
     fn max_pool2d_windows(x: FloatTensor<Self>, kh: usize, kw: usize) -> FloatTensor<Self> {
         match flex_shape(&x, kh, kw) {
             Some((s, out)) => {
                 crate::kernel_calls::record();
-                flex_from_vec(kernel::forward(&s, x.to_contiguous().storage::<f32>()), out)
+                crate::flex::from_vec(kernel::forward(&s, x.to_contiguous().storage::<f32>()), out)
             }
-            None => Self::max_pool2d(x, [kh, kw], [kh, kw], [0, 0], [1, 1], false),
+            None => burn_pool::<Self>(x, kh, kw),
         }
     }
 }
@@ -100,7 +102,7 @@ impl Backward<Flex, 1> for FlexPoolBackward {
         let (argmax, s, shape) = ops.state;
         if let Some(node) = node_x {
             let dx = kernel::backward(&s, &argmax, grad.storage::<f32>());
-            grads.register::<Flex>(node.id, flex_from_vec(dx, shape));
+            grads.register::<Flex>(node.id, crate::flex::from_vec(dx, shape));
         }
     }
 }
@@ -108,7 +110,7 @@ impl Backward<Flex, 1> for FlexPoolBackward {
 impl<C: CheckpointStrategy> WindowMaxPool for Autodiff<Flex, C> {
     fn max_pool2d_windows(x: FloatTensor<Self>, kh: usize, kw: usize) -> FloatTensor<Self> {
         let Some((s, out)) = flex_shape(x.primitive(), kh, kw) else {
-            return Self::max_pool2d(x, [kh, kw], [kh, kw], [0, 0], [1, 1], false);
+            return burn_pool::<Self>(x, kh, kw);
         };
         crate::kernel_calls::record();
         let input = x.primitive().to_contiguous();
@@ -121,10 +123,10 @@ impl<C: CheckpointStrategy> WindowMaxPool for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let (y, argmax) = kernel::forward_with_argmax(&s, values);
                 let in_shape = [out[0], out[1], s.h, s.w];
-                prep.finish((argmax, s, in_shape), flex_from_vec(y, out))
+                prep.finish((argmax, s, in_shape), crate::flex::from_vec(y, out))
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(flex_from_vec(kernel::forward(&s, values), out))
+                prep.finish(crate::flex::from_vec(kernel::forward(&s, values), out))
             }
         }
     }
