@@ -11,7 +11,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use profundo_core::model::{Classifier, ConvClassifierConfig};
-use profundo_faces::model::{EmbeddingNetConfig, MarginLoss, MarginModel};
+use profundo_faces::model::{EmbeddingNetConfig, Head, MarginLoss, MarginModel};
 use profundo_recommend::factors::top_k;
 use profundo_recommend::train::{FactorNet, ModelKind};
 use profundo_translate::model::{ModelConfig, Padded};
@@ -451,7 +451,11 @@ pub fn faces_forward_flops(cfg: &EmbeddingNetConfig, [c, h, w]: [usize; 3]) -> u
         }
         prev = ch;
     }
-    total + 2 * prev * cfg.embedding_dim
+    let features = match cfg.head {
+        Head::Average => prev,
+        Head::Flatten => prev * h * w,
+    };
+    total + 2 * features * cfg.embedding_dim
 }
 
 /// Forward FLOPs of the Transformer for one sentence pair of `MT_LEN` + `MT_LEN` tokens:
@@ -508,6 +512,15 @@ mod tests {
         assert_eq!(
             faces_forward_flops(&cfg, [1, 2, 2]),
             2 * (px * 4 * 9 + px * 4 * 4 * 9 + px * 4 + 4 * 3)
+        );
+        // Flattened, the linear layer sees all 4 channels at all 4 pixels.
+        let flat = EmbeddingNetConfig {
+            head: Head::Flatten,
+            ..cfg
+        };
+        assert_eq!(
+            faces_forward_flops(&flat, [1, 2, 2]),
+            2 * (px * 4 * 9 + px * 4 * 4 * 9 + px * 4 + px * 4 * 3)
         );
         // One layer each, width 2, feed-forward 3, 12 tokens a side, 8,000-token vocabulary.
         let t = ModelConfig {

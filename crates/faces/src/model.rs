@@ -1,11 +1,12 @@
 //! The face embedding network and its margin-based training head.
 //!
 //! [`EmbeddingNet`]: residual conv stages (two 3x3 convs with batch norm and an identity or
-//! 1x1 shortcut, 2x2 max pool between stages), global average pooling, a linear layer and
-//! batch norm, then L2 normalisation: faces of one person land close on the unit sphere.
-//! [`MarginModel`] trains it as a classifier over the training identities with an additive
-//! cosine margin (CosFace) or additive angular margin (ArcFace); only the embedding network
-//! is kept afterwards, so people never seen in training can be enrolled.
+//! 1x1 shortcut, 2x2 max pool between stages), global average pooling or the flattened
+//! map ([`Head`]), a linear layer and batch norm, then L2 normalisation: faces of one
+//! person land close on the unit sphere. [`MarginModel`] trains it as a classifier over the
+//! training identities with an additive cosine margin (CosFace) or additive angular margin
+//! (ArcFace); only the embedding network is kept afterwards, so people never seen in
+//! training can be enrolled.
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -39,6 +40,22 @@ pub struct EmbeddingNetConfig {
     /// At inference, average the embeddings of the image and its mirror image
     /// (test-time augmentation; training is unaffected).
     pub flip_test: bool,
+    /// How the last stage's feature map becomes the embedding layer's input.
+    pub head: Head,
+}
+
+/// How [`EmbeddingNet`] turns the last stage's feature map into the embedding layer's input.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Head {
+    /// Global average pooling: one value per channel, where on the face it was is lost.
+    #[default]
+    Average,
+    /// The whole map, flattened (ArcFace's output layer "E"): the embedding layer sees
+    /// where on the face each feature is.
+    Flatten,
 }
 
 impl Default for EmbeddingNetConfig {
@@ -48,6 +65,7 @@ impl Default for EmbeddingNetConfig {
             embedding_dim: 128,
             dropout: 0.2,
             flip_test: true,
+            head: Head::Average,
         }
     }
 }
@@ -76,18 +94,25 @@ impl EmbeddingNetConfig {
 
     /// Builds the network for inputs of `[channels, height, width]`.
     pub fn init(&self, input_shape: [usize; 3], device: &Device) -> EmbeddingNet {
-        let mut prev = input_shape[0];
+        let [mut prev, mut h, mut w] = input_shape;
         let mut stages = Vec::with_capacity(self.channels.len());
         for (i, &ch) in self.channels.iter().enumerate() {
             let last = i + 1 == self.channels.len();
             stages.push(ResidualBlock::new(prev, ch, !last, device));
             prev = ch;
+            if !last {
+                (h, w) = (h / 2, w / 2);
+            }
         }
+        let features = match self.head {
+            Head::Average => prev,
+            Head::Flatten => prev * h * w,
+        };
         EmbeddingNet {
             stages,
             global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             dropout: DropoutConfig::new(self.dropout).init(),
-            fc: LinearConfig::new(prev, self.embedding_dim).init(device),
+            fc: LinearConfig::new(features, self.embedding_dim).init(device),
             norm: BatchNormConfig::new(self.embedding_dim).init(device),
             flip_test: self.flip_test,
         }
@@ -180,7 +205,14 @@ impl EmbeddingNet {
         for s in &self.stages {
             x = s.forward(x);
         }
-        let x = global_avg_pool(x);
+        // The embedding layer's input size tells the head apart (see `Head`), so model
+        // files need no field for it.
+        let [_, channels, _, _] = x.dims();
+        let x = if self.fc.weight.dims()[0] == channels {
+            global_avg_pool(x)
+        } else {
+            x.flatten(1, 3)
+        };
         let x = batch_norm(&self.norm, self.fc.forward(self.dropout.forward(x)));
         l2_normalize(x)
     }
@@ -416,6 +448,7 @@ mod tests {
             embedding_dim: 6,
             dropout: 0.0,
             flip_test: true,
+            head: Head::Average,
         };
         let net = cfg.init([1, 8, 6], &device);
         let x = Tensor::<4>::from_data(
@@ -455,5 +488,48 @@ mod tests {
                 assert!((n - 1.0).abs() < 1e-4, "{n}");
             }
         }
+    }
+
+    #[test]
+    fn a_flatten_head_sees_the_whole_map_and_still_gives_unit_length_embeddings() {
+        let device =
+            profundo_core::backend::train_device(profundo_core::backend::BackendKind::Flex, "cpu")
+                .unwrap();
+        device.seed(5);
+        let cfg = EmbeddingNetConfig {
+            channels: vec![4, 8],
+            embedding_dim: 6,
+            dropout: 0.0,
+            flip_test: false,
+            head: Head::Flatten,
+        };
+        // 8x6 input, one 2x2 pool: the last stage's map is 8 channels of 4x3.
+        let net = cfg.init([1, 8, 6], &device);
+        assert_eq!(net.fc.weight.dims(), [8 * 4 * 3, 6]);
+        let averaged = EmbeddingNetConfig {
+            head: Head::Average,
+            ..cfg.clone()
+        }
+        .init([1, 8, 6], &device);
+        assert_eq!(averaged.fc.weight.dims(), [8, 6]);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..2 * 48).map(|i| (i as f32 * 0.53).cos()).collect(),
+                [2, 1, 8, 6],
+            ),
+            &device,
+        );
+        for net in [&net, &averaged] {
+            let e: Vec<f32> = net.embed(x.clone()).into_data().try_to_vec().unwrap();
+            assert_eq!(e.len(), 12);
+            for row in e.chunks(6) {
+                let n: f32 = row.iter().map(|v| v * v).sum();
+                assert!((n - 1.0).abs() < 1e-4, "{n}");
+            }
+        }
+        // Model files from before the setting existed still read as averaging.
+        let old: EmbeddingNetConfig =
+            serde_json::from_str(r#"{"channels": [4], "embedding_dim": 2}"#).unwrap();
+        assert_eq!(old.head, Head::Average);
     }
 }
