@@ -340,7 +340,8 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
 
 /// Open set on generated people, three group folds, the threshold calibrated on the other
 /// folds' test people: every fold is judged at the mean of the *other* folds' thresholds at
-/// FAR 5%, and the exported model carries its fold's calibrated threshold.
+/// FAR 5%, and the exported model carries its fold's calibrated threshold. The network has
+/// the flattened head the open-set pipeline ships with, which the apps rebuild.
 #[test]
 fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
     let tmp = tempfile::tempdir().unwrap();
@@ -352,6 +353,8 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
             "kind = \"split.by_group\"\ninputs = [\"faces\"]\ngroup_folds = 3",
         )
         .replace("members = 2", "members = 1")
+        // The shipped open-set head: the apps must rebuild it from the manifest.
+        .replace("embedding_dim = 16", "embedding_dim = 16\nhead = \"flatten\"")
         .replace(
             "inputs = { embeddings = \"train\", baseline = \"eigenfaces\" }",
             "inputs = { embeddings = \"train\" }\nthreshold = \"other_folds\"\ntarget_far = 0.05\ncenter = true",
@@ -360,7 +363,11 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
             "inputs = [\"train\", \"evaluate\"]",
             "inputs = [\"train\", \"evaluate\"]\nfold = \"groups-2\"",
         );
-    assert!(pipeline.contains("other_folds") && pipeline.contains("by_group"));
+    assert!(
+        pipeline.contains("other_folds")
+            && pipeline.contains("by_group")
+            && pipeline.contains("flatten")
+    );
     let pipeline = write(dir, "open.toml", &pipeline);
     let out = ok(dir, &["run", pipeline.to_str().unwrap()]);
     let run = run_dir(&out, dir);
@@ -382,6 +389,7 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
         serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["training"]["fold"], "groups-2");
+    assert_eq!(manifest["model"]["head"], "flatten");
     assert_eq!(
         manifest["decision"]["threshold"].as_f64(),
         Some(judged("groups-2")),
