@@ -508,14 +508,13 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// Measured with seed 42 on the development machine, fold `groups-1`, one network
 /// (`train.members=1`: the shipped three-member ensemble would triple this test's time; the
-/// tiny pipeline above runs a two-member ensemble through the apps), embeddings centred as
-/// the pipeline ships: EER 0.078,
-/// identification of newly enrolled people 0.95; eigenfaces EER 0.175 (measured before
-/// profundo's own convolution kernel, which moved the shipped ensemble's mean EER over all
-/// folds from 0.080 to 0.083 by rounding). The target
-/// (EER <= 5% over all folds) is not reached yet; these bounds guard what is, with room for
-/// floating-point differences between machines.
-const OPEN_SET_EER_CEILING: f64 = 0.12;
+/// tiny pipeline above runs a two-member ensemble through the apps), embeddings centred and
+/// the flattened head as the pipeline ships: EER 0.067, identification of newly enrolled
+/// people 1.0; eigenfaces EER 0.175. With the averaging head before it: EER 0.078, and
+/// 0.081 after profundo's own kernels changed the rounding. The target (EER <= 5% over all folds) is not
+/// reached yet; these bounds guard what is, with room for floating-point differences
+/// between machines (rounding alone has moved one fold's EER by up to 4 points).
+const OPEN_SET_EER_CEILING: f64 = 0.10;
 const OPEN_SET_IDENTIFICATION_FLOOR: f64 = 0.875;
 
 #[test]
