@@ -511,9 +511,10 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// tiny pipeline above runs a two-member ensemble through the apps), embeddings centred and
 /// the flattened head as the pipeline ships: EER 0.067, identification of newly enrolled
 /// people 1.0; eigenfaces EER 0.175. With the averaging head before it: EER 0.078, and
-/// 0.081 after profundo's own kernels changed the rounding. The target (EER <= 5% over all folds) is not
-/// reached yet; these bounds guard what is, with room for floating-point differences
-/// between machines (rounding alone has moved one fold's EER by up to 4 points).
+/// 0.081 after profundo's own kernels changed the rounding. The target (EER <= 5%
+/// over all folds) is not reached yet; these bounds guard what is, with room for
+/// floating-point differences between machines (rounding alone has moved one fold's EER by
+/// up to 4 points).
 const OPEN_SET_EER_CEILING: f64 = 0.10;
 const OPEN_SET_IDENTIFICATION_FLOOR: f64 = 0.875;
 

@@ -11,7 +11,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use profundo_core::model::{Classifier, ConvClassifierConfig};
-use profundo_faces::model::{EmbeddingNetConfig, Head, MarginLoss, MarginModel};
+use profundo_faces::model::{EmbeddingNetConfig, MarginLoss, MarginModel};
 use profundo_recommend::factors::top_k;
 use profundo_recommend::train::{FactorNet, ModelKind};
 use profundo_translate::model::{ModelConfig, Padded};
@@ -437,8 +437,8 @@ pub fn conv_forward_flops(
 
 /// Forward multiply-add FLOPs of the residual embedding network for one image (without the
 /// cosine head).
-pub fn faces_forward_flops(cfg: &EmbeddingNetConfig, [c, h, w]: [usize; 3]) -> usize {
-    let (mut prev, mut h, mut w) = (c, h, w);
+pub fn faces_forward_flops(cfg: &EmbeddingNetConfig, shape: [usize; 3]) -> usize {
+    let [mut prev, mut h, mut w] = shape;
     let mut total = 0;
     for (k, &ch) in cfg.channels.iter().enumerate() {
         let px = h * w;
@@ -451,11 +451,7 @@ pub fn faces_forward_flops(cfg: &EmbeddingNetConfig, [c, h, w]: [usize; 3]) -> u
         }
         prev = ch;
     }
-    let features = match cfg.head {
-        Head::Average => prev,
-        Head::Flatten => prev * h * w,
-    };
-    total + 2 * features * cfg.embedding_dim
+    total + 2 * cfg.embedding_inputs(shape) * cfg.embedding_dim
 }
 
 /// Forward FLOPs of the Transformer for one sentence pair of `MT_LEN` + `MT_LEN` tokens:
@@ -481,6 +477,7 @@ pub fn transformer_forward_flops(cfg: &ModelConfig) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use profundo_faces::model::Head;
 
     #[test]
     fn names_round_trip() {

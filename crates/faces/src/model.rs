@@ -92,22 +92,28 @@ impl EmbeddingNetConfig {
         Ok(())
     }
 
+    /// The size of the embedding layer's input for inputs of `[channels, height, width]`:
+    /// the last stage's channels, times its map's pixels for [`Head::Flatten`] (every stage
+    /// but the last halves the map).
+    pub fn embedding_inputs(&self, [_, h, w]: [usize; 3]) -> usize {
+        let channels = self.channels.last().copied().unwrap_or(0);
+        let halvings = self.channels.len().saturating_sub(1) as u32;
+        match self.head {
+            Head::Average => channels,
+            Head::Flatten => channels * (h >> halvings) * (w >> halvings),
+        }
+    }
+
     /// Builds the network for inputs of `[channels, height, width]`.
     pub fn init(&self, input_shape: [usize; 3], device: &Device) -> EmbeddingNet {
-        let [mut prev, mut h, mut w] = input_shape;
+        let mut prev = input_shape[0];
         let mut stages = Vec::with_capacity(self.channels.len());
         for (i, &ch) in self.channels.iter().enumerate() {
             let last = i + 1 == self.channels.len();
             stages.push(ResidualBlock::new(prev, ch, !last, device));
             prev = ch;
-            if !last {
-                (h, w) = (h / 2, w / 2);
-            }
         }
-        let features = match self.head {
-            Head::Average => prev,
-            Head::Flatten => prev * h * w,
-        };
+        let features = self.embedding_inputs(input_shape);
         EmbeddingNet {
             stages,
             global_pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
