@@ -513,10 +513,9 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// identification of newly enrolled people 1.0; eigenfaces EER 0.175. At scale 16 before
 /// it: EER 0.067 (the scale's gain is in the mean over folds and seeds, not on this fold);
 /// with the averaging head before that: EER 0.078, and 0.081 after profundo's own kernels
-/// changed the rounding. The target (EER <= 5%
-/// over all folds) is not reached yet; these bounds guard what is, with room for
-/// floating-point differences between machines (rounding alone has moved one fold's EER by
-/// up to 4 points).
+/// changed the rounding. The target (EER <= 5% over all folds) is not reached yet;
+/// these bounds guard what is, with room for floating-point differences between machines
+/// (rounding alone has moved one fold's EER by up to 4 points).
 const OPEN_SET_EER_CEILING: f64 = 0.10;
 const OPEN_SET_IDENTIFICATION_FLOOR: f64 = 0.875;
 

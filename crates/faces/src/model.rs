@@ -443,6 +443,25 @@ mod tests {
         }
     }
 
+    /// The two-stage (4, 8 channels), 6-d network config both network tests build on.
+    fn tiny_config(head: Head, flip_test: bool) -> EmbeddingNetConfig {
+        EmbeddingNetConfig {
+            channels: vec![4, 8],
+            embedding_dim: 6,
+            dropout: 0.0,
+            flip_test,
+            head,
+        }
+    }
+
+    /// A batch of two 1x8x6 images whose `i`-th value is `value(i)`.
+    fn tiny_batch(device: &Device, value: impl Fn(f32) -> f32) -> Tensor<4> {
+        Tensor::<4>::from_data(
+            TensorData::new((0..2 * 48).map(|i| value(i as f32)).collect(), [2, 1, 8, 6]),
+            device,
+        )
+    }
+
     #[test]
     fn members_side_by_side_keep_unit_length_and_average_their_cosines() {
         // Two members, two unit vectors each (dim 2 and dim 2).
@@ -466,21 +485,9 @@ mod tests {
     #[test]
     fn embeddings_have_unit_length_and_the_margin_lowers_only_the_target_logit() {
         let device = flex_training_device(3);
-        let cfg = EmbeddingNetConfig {
-            channels: vec![4, 8],
-            embedding_dim: 6,
-            dropout: 0.0,
-            flip_test: true,
-            head: Head::Average,
-        };
+        let cfg = tiny_config(Head::Average, true);
         let net = cfg.init([1, 8, 6], &device);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(
-                (0..2 * 48).map(|i| (i as f32 * 0.37).sin()).collect(),
-                [2, 1, 8, 6],
-            ),
-            &device,
-        );
+        let x = tiny_batch(&device, |i| (i * 0.37).sin());
         for kind in [MarginKind::Cosface, MarginKind::Arcface] {
             let loss = MarginLoss {
                 kind,
@@ -511,29 +518,13 @@ mod tests {
     #[test]
     fn a_flatten_head_sees_the_whole_map_and_still_gives_unit_length_embeddings() {
         let device = flex_training_device(5);
-        let cfg = EmbeddingNetConfig {
-            channels: vec![4, 8],
-            embedding_dim: 6,
-            dropout: 0.0,
-            flip_test: false,
-            head: Head::Flatten,
-        };
+        let cfg = tiny_config(Head::Flatten, false);
         // 8x6 input, one 2x2 pool: the last stage's map is 8 channels of 4x3.
         let net = cfg.init([1, 8, 6], &device);
         assert_eq!(net.fc.weight.dims(), [8 * 4 * 3, 6]);
-        let averaged = EmbeddingNetConfig {
-            head: Head::Average,
-            ..cfg.clone()
-        }
-        .init([1, 8, 6], &device);
+        let averaged = tiny_config(Head::Average, false).init([1, 8, 6], &device);
         assert_eq!(averaged.fc.weight.dims(), [8, 6]);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(
-                (0..2 * 48).map(|i| (i as f32 * 0.53).cos()).collect(),
-                [2, 1, 8, 6],
-            ),
-            &device,
-        );
+        let x = tiny_batch(&device, |i| (i * 0.53).cos());
         assert_unit_rows(net.embed(x.clone()), 2);
         assert_unit_rows(averaged.embed(x), 2);
         // Model files from before the setting existed still read as averaging.
