@@ -329,7 +329,7 @@ pub fn train_classifier<M: Classifier>(
 
     let mut model = model;
     let mut state = checkpoint::State::default();
-    let mut best = model.clone();
+    let mut best = snapshot(&model);
     let mut resumed_from = None;
     if let Some(ck) = checkpoints
         && let Some(saved) = ck.load_state()?
@@ -419,7 +419,7 @@ pub fn train_classifier<M: Classifier>(
             -rec.valid_loss.unwrap_or(rec.train_loss),
         );
         if valid.is_empty() || state.best_epoch == 0 || score > state.best_score() {
-            best = model.clone();
+            best = snapshot(&model);
             state.best_epoch = epoch;
             state.best = Some(score);
         }
@@ -456,6 +456,14 @@ pub fn train_classifier<M: Classifier>(
         stop,
         resumed_from,
     })
+}
+
+/// A copy of `model` that shares no state with it. `Clone` on a module shares batch norm's
+/// running statistics (Burn keeps them behind an `Arc`), so a clone kept as the best epoch
+/// would go on following the training model's statistics while its weights stay put.
+/// `valid` also folds in the statistics' pending update, which a checkpoint then records.
+fn snapshot<M: Classifier>(model: &M) -> M {
+    model.valid().train()
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -691,6 +699,125 @@ mod tests {
         data.groups = None;
         let running = predict_proba(&model, data, &idx, 256, &device);
         assert_ne!(got, running, "without groups, the running statistics");
+    }
+
+    /// Every float the module holds (weights and batch-norm running statistics), in order.
+    fn float_values<M: burn::module::Module>(model: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0.extend(
+                    param
+                        .val()
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        let mut c = Collect(Vec::new());
+        // `valid` folds pending running-statistic updates in first.
+        model.valid().visit(&mut c);
+        c.0
+    }
+
+    #[test]
+    fn the_kept_best_epoch_does_not_follow_the_training_models_batch_norm_statistics() {
+        let device =
+            crate::backend::train_device(crate::backend::BackendKind::Flex, "cpu").unwrap();
+        device.seed(3);
+        let model = tiny_net(2, &device);
+        let kept = snapshot(&model);
+        let cloned = model.clone();
+        let before = float_values(&kept);
+        let x: Vec<f32> = (0..2 * 16).map(|k| (k % 7) as f32 - 2.0).collect();
+        // A training-mode forward pass updates the running statistics.
+        let _ = model.logits(Tensor::from_data(TensorData::new(x, [2, 1, 4, 4]), &device));
+        let after = float_values(&model);
+        assert_ne!(after, before, "the forward pass moves the statistics");
+        assert_eq!(float_values(&cloned), after, "a clone shares them");
+        assert_eq!(float_values(&kept), before, "a snapshot keeps its own");
+    }
+
+    #[test]
+    fn a_resumed_run_ends_as_the_uninterrupted_one_with_or_without_validation_items() {
+        for valid in [4, 0] {
+            resume_matches_uninterrupted(valid);
+        }
+    }
+
+    /// Trains 4 epochs on 16 items, the last `valid` of them held out, once without a stop
+    /// and once stopped after the first epoch and resumed from its checkpoint.
+    fn resume_matches_uninterrupted(valid: usize) {
+        let labels: Vec<usize> = (0..16).map(|i| i % 2).collect();
+        let x: Vec<f32> = (0..16 * 16)
+            .map(|k| ((k * 31) % 17) as f32 / 8.0 - 1.0)
+            .collect();
+        let cfg = TrainConfig {
+            epochs: 4,
+            batch_size: 4,
+            lr: 0.05,
+            ..TrainConfig::default()
+        };
+        let device =
+            crate::backend::train_device(crate::backend::BackendKind::Flex, "cpu").unwrap();
+        // One initialisation for both runs: tests running in parallel share the device's
+        // random generator.
+        let initial = tiny_net(2, &device);
+        let run = |cfg: &TrainConfig, dir: &Path| {
+            let data = Examples {
+                x: &x,
+                shape: [1, 4, 4],
+                labels: &labels,
+                groups: None,
+            };
+            let idx: Vec<usize> = (0..16 - valid).collect();
+            let valid: Vec<usize> = (16 - valid..16).collect();
+            train_classifier(
+                snapshot(&initial),
+                data,
+                &idx,
+                &valid,
+                cfg,
+                &crate::augment::Augment2dConfig::default(),
+                1,
+                &device,
+                Some(&Checkpointer::new(dir)),
+                "test",
+            )
+            .unwrap()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = run(&cfg, &tmp.path().join("whole"));
+        assert_eq!(whole.history.len(), 4);
+
+        // Stop after one epoch (the budget), mark the checkpoint unfinished, resume.
+        let cut = tmp.path().join("cut");
+        let first = TrainConfig {
+            budget_s: Some(1e-9),
+            ..cfg.clone()
+        };
+        assert_eq!(run(&first, &cut).history.len(), 1);
+        let mut state = Checkpointer::new(&cut).load_state().unwrap().unwrap();
+        (state.finished, state.stop) = (false, None);
+        crate::fsutil::write_json_atomic(&cut.join("state.json"), &state).unwrap();
+        let resumed = run(&cfg, &cut);
+        assert_eq!(resumed.resumed_from, Some(1));
+        let untimed = |h: &[EpochRecord]| -> Vec<EpochRecord> {
+            h.iter()
+                .map(|r| EpochRecord {
+                    seconds: 0.0,
+                    ..r.clone()
+                })
+                .collect()
+        };
+        assert_eq!(
+            untimed(&resumed.history),
+            untimed(&whole.history),
+            "{valid} validation items"
+        );
+        assert_eq!(resumed.best_epoch, whole.best_epoch);
+        assert_eq!(float_values(&resumed.model), float_values(&whole.model));
     }
 
     #[test]
