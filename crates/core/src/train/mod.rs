@@ -329,12 +329,15 @@ pub fn train_classifier<M: Classifier>(
 
     let mut model = model;
     let mut state = checkpoint::State::default();
-    let mut best = snapshot(&model);
+    // Replaced after the first epoch. Not a snapshot: that would initialise lazily
+    // initialised parameters now, before the epoch's seeding, and change the run.
+    let mut best = model.clone();
     let mut resumed_from = None;
     if let Some(ck) = checkpoints
         && let Some(saved) = ck.load_state()?
     {
-        let (m, o, b) = ck.restore(&saved, model.clone(), optim, best)?;
+        // The restored best epoch gets statistics of its own, not the model's.
+        let (m, o, b) = ck.restore(&saved, model.clone(), optim, snapshot(&model))?;
         model = m;
         optim = o;
         best = b;
