@@ -13,6 +13,7 @@ use crate::model::{EmbeddingNet, EmbeddingNetConfig, embed_ensemble, member_weig
 use crate::preprocess::Preprocess;
 use crate::score_norm::center_embedding;
 use crate::stages::train::MODEL_KIND;
+use crate::whiten::Whitening;
 use crate::{FacesError, Result};
 
 /// A loaded face embedding model with its preprocessing and decision threshold.
@@ -24,6 +25,8 @@ pub struct FaceModel {
     threshold: f64,
     /// Mean training embedding to centre on (`decision.center`; none for most models).
     center: Option<Vec<f32>>,
+    /// Whitening after centring (`decision.whiten`; none for most models).
+    whiten: Option<Whitening>,
     model_id: String,
     dim: usize,
     device: Device,
@@ -109,6 +112,30 @@ impl FaceModel {
                 Some(c)
             }
         };
+        let whiten = match manifest.decision.get("whiten") {
+            None => None,
+            Some(w) => {
+                let w: Whitening = serde_json::from_value(w.clone())
+                    .ok()
+                    .filter(|w: &Whitening| {
+                        w.dim() == dim && w.matrices.iter().all(|m| m.len() == w.block * w.block)
+                    })
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "manifest `decision.whiten` is not a whitening of {dim} values"
+                        ))
+                    })?;
+                if center.is_none() {
+                    return Err(bad("manifest has `decision.whiten` without `center`".into()));
+                }
+                // Whitening changes every embedding too.
+                hasher.update(b"whiten");
+                w.matrices.iter().flatten().for_each(|v| {
+                    hasher.update(&v.to_le_bytes());
+                });
+                Some(w)
+            }
+        };
         let model_id = hasher.finalize().to_hex()[..16].to_string();
         Ok(Self {
             nets,
@@ -116,6 +143,7 @@ impl FaceModel {
             preprocess,
             threshold,
             center,
+            whiten,
             model_id,
             dim,
             device,
@@ -160,6 +188,9 @@ impl FaceModel {
         if let Some(c) = &self.center {
             flat.chunks_mut(self.dim.max(1))
                 .for_each(|v| center_embedding(v, c));
+        }
+        if let Some(w) = &self.whiten {
+            flat.chunks_mut(self.dim.max(1)).for_each(|v| w.apply(v));
         }
         flat.chunks(self.dim.max(1)).map(<[f32]>::to_vec).collect()
     }

@@ -6,7 +6,8 @@
 //! - [`model`]: a residual CNN producing L2-normalised embeddings, trained with a CosFace or
 //!   ArcFace margin over the training identities.
 //! - [`eigenfaces`]: the PCA baseline; [`verification`]: ROC, AUC, EER, TAR@FAR;
-//!   [`score_norm`]: S-norm of scores against a cohort of other people.
+//!   [`score_norm`]: centring and S-norm of scores against a cohort of other people;
+//!   [`whiten`]: PCA whitening of centred embeddings.
 //! - [`stages`]: pipeline stage kinds `faces.load_images`, `faces.train_embedding`,
 //!   `faces.eigenfaces`, `faces.evaluate`.
 //! - [`app`] and [`gallery`]: embed, verify, enroll and identify.
@@ -24,6 +25,7 @@ pub mod preprocess;
 pub mod score_norm;
 pub mod stages;
 pub mod verification;
+pub mod whiten;
 
 pub use error::{FacesError, Result};
 

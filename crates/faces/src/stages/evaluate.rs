@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Role, Similarity};
 use crate::score_norm::{Cohort, CohortStats, center_embedding, mean_embedding, s_norm};
 use crate::verification::{pair_scores, roc, threshold_at_far, verification};
+use crate::whiten::Whitening;
 
 /// Parameters of `faces.evaluate`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -54,6 +55,10 @@ pub struct EvaluateParams {
     /// The validation threshold is re-chosen on the centred embeddings, and the exported
     /// model stores the mean, so the apps centre theirs the same way.
     pub center: bool,
+    /// With `center`: also whiten the centred embeddings (PCA whitening fitted on the fold's
+    /// training images, each ensemble member on its own; [`crate::whiten`]) with this
+    /// shrinkage, e.g. 0.1. The exported model stores the matrices, and the apps apply them.
+    pub whiten: Option<f64>,
 }
 
 impl Default for EvaluateParams {
@@ -65,6 +70,7 @@ impl Default for EvaluateParams {
             threshold: ThresholdRule::Validation,
             target_far: None,
             center: false,
+            whiten: None,
         }
     }
 }
@@ -117,23 +123,62 @@ pub fn thresholds_from_other_folds(
     Ok(())
 }
 
-/// Fold `f` with its embeddings centred on its training images' mean (returned too), and
-/// its validation threshold re-chosen on the centred embeddings; unchanged (borrowed)
-/// without training images.
-fn centered(f: &FoldEmbeddings, sim: Similarity) -> (Cow<'_, FoldEmbeddings>, Option<Vec<f32>>) {
+/// How a fold's embeddings were transformed before scoring, for the exported model.
+#[derive(Default)]
+struct Transform {
+    /// The training images' mean embedding, subtracted.
+    center: Option<Vec<f32>>,
+    /// The whitening fitted on the centred training images.
+    whiten: Option<Whitening>,
+}
+
+/// Fold `f` with its embeddings centred on its training images' mean, then whitened with
+/// shrinkage `whiten` over `members` blocks when given (both returned too), and its
+/// validation threshold re-chosen on the new embeddings; unchanged (borrowed) without
+/// training images.
+fn centered(
+    f: &FoldEmbeddings,
+    sim: Similarity,
+    whiten: Option<f64>,
+    members: usize,
+) -> (Cow<'_, FoldEmbeddings>, Transform) {
     let train = f.with_role(Role::Train);
     let Some(mean) = mean_embedding(train.iter().map(|&i| f.vector(i)), f.dim) else {
-        return (Cow::Borrowed(f), None);
+        return (Cow::Borrowed(f), Transform::default());
     };
     let mut g = f.clone();
     for v in g.vectors.chunks_mut(f.dim.max(1)) {
         center_embedding(v, &mean);
     }
+    let whitening = whiten.and_then(|shrink| {
+        Whitening::fit(train.iter().map(|&i| g.vector(i)), f.dim, members, shrink)
+    });
+    if let Some(w) = &whitening {
+        g.vectors.chunks_mut(f.dim.max(1)).for_each(|v| w.apply(v));
+    }
     if let Some(t) = Scoring::new(&g, sim, ScoreNorm::None, 0).threshold_of(Role::Valid, None) {
         g.threshold = t;
-        g.threshold_rule = "equal error rate on validation pairs (centred embeddings)".into();
+        g.threshold_rule = match whitening {
+            Some(_) => "equal error rate on validation pairs (centred, whitened embeddings)",
+            None => "equal error rate on validation pairs (centred embeddings)",
+        }
+        .into();
     }
-    (Cow::Owned(g), Some(mean))
+    let transform = Transform {
+        center: Some(mean),
+        whiten: whitening,
+    };
+    (Cow::Owned(g), transform)
+}
+
+/// How many ensemble members fold `f`'s embeddings join: `decision.members` of its model's
+/// manifest (1 without a model or before ensembles).
+fn members_of(emb: &FaceEmbeddings, f: &FoldEmbeddings) -> usize {
+    f.model_dir
+        .as_ref()
+        .and_then(|rel| profundo_core::manifest::Manifest::load(&emb.root.join(rel)).ok())
+        .and_then(|m| m.decision.get("members").and_then(Value::as_u64))
+        .map_or(1, |m| m.max(1) as usize)
 }
 
 /// How pair scores are normalised before the ROC and the decisions.
@@ -179,6 +224,14 @@ impl TypedStage for EvaluateFaces {
         {
             return Err(("target_far".into(), format!("must be in (0, 1), got {far}")));
         }
+        if let Some(w) = p.whiten {
+            if !p.center {
+                return Err(("whiten".into(), "needs `center = true`".into()));
+            }
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(("whiten".into(), format!("must be 0 or more, got {w}")));
+            }
+        }
         Ok(())
     }
 
@@ -208,16 +261,16 @@ impl TypedStage for EvaluateFaces {
                 "model" => p.score_norm,
                 _ => ScoreNorm::None,
             };
-            // (fold, the mean it was centred with)
-            let folds: Vec<(Cow<'_, FoldEmbeddings>, Option<Vec<f32>>)> = emb
+            // (fold, how it was transformed)
+            let folds: Vec<(Cow<'_, FoldEmbeddings>, Transform)> = emb
                 .folds
                 .iter()
                 .filter(wanted)
                 .map(|f| {
                     if key == "model" && p.center {
-                        centered(f, emb.similarity)
+                        centered(f, emb.similarity, p.whiten, members_of(emb, f))
                     } else {
-                        (Cow::Borrowed(f), None)
+                        (Cow::Borrowed(f), Transform::default())
                     }
                 })
                 .collect();
@@ -234,7 +287,7 @@ impl TypedStage for EvaluateFaces {
                     .for_each(|s| s.validation_threshold_at_far(far)),
                 (ThresholdRule::Validation, None) => {}
             }
-            for (scoring, (_, center)) in scorings.iter().zip(&folds) {
+            for (scoring, (_, transform)) in scorings.iter().zip(&folds) {
                 let f = scoring.f;
                 let (m, g, i) = evaluate_fold(f, scoring, p.enroll);
                 ctx.log(&format!("{} fold {}: {}", emb.method, f.fold, m));
@@ -244,12 +297,15 @@ impl TypedStage for EvaluateFaces {
                 // Apps score raw (or centred) similarity: only a threshold in that scale
                 // may replace the exported model's.
                 if key == "model"
-                    && (recalibrated || center.is_some())
+                    && (recalibrated || transform.center.is_some())
                     && scoring.norm() == ScoreNorm::None
                 {
                     let mut d = json!({"threshold": scoring.threshold, "rule": scoring.rule});
-                    if let Some(c) = center {
+                    if let Some(c) = &transform.center {
                         d["center"] = json!(c);
+                    }
+                    if let Some(w) = &transform.whiten {
+                        d["whiten"] = json!(w);
                     }
                     decisions.insert(f.fold.clone(), d);
                 }
