@@ -29,7 +29,7 @@ impl Whitening {
         members: usize,
         shrink: f64,
     ) -> Option<Self> {
-        if members == 0 || dim == 0 || dim % members != 0 {
+        if members == 0 || dim == 0 || !dim.is_multiple_of(members) {
             return None;
         }
         let block = dim / members;
