@@ -439,30 +439,28 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
     assert!((v["score"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{v}");
     assert_eq!(v["threshold"].as_f64(), Some(judged("groups-2")));
     // A manifest whose whitening or mean does not fit the embedding is named, not used.
-    let mut broken = manifest.clone();
-    broken["decision"]["whiten"]["matrices"] = serde_json::json!([[1.0, 0.0]]);
-    std::fs::write(
-        model_dir.join("manifest.json"),
-        serde_json::to_string(&broken).unwrap(),
-    )
-    .unwrap();
-    fails_with(
-        dir,
-        &["faces", "verify", "--model", model, image, image],
-        &["decision.whiten", "is not a whitening of"],
-    );
-    let mut broken = manifest.clone();
-    broken["decision"]["center"] = serde_json::json!([0.5]);
-    std::fs::write(
-        model_dir.join("manifest.json"),
-        serde_json::to_string(&broken).unwrap(),
-    )
-    .unwrap();
-    fails_with(
-        dir,
-        &["faces", "verify", "--model", model, image, image],
-        &["decision.center", "is not a list of"],
-    );
+    let cases = [
+        (
+            "whiten",
+            serde_json::json!({"shrink": 0.1, "block": 2, "matrices": [[1.0, 0.0]]}),
+            "is not a whitening of",
+        ),
+        ("center", serde_json::json!([0.5]), "is not a list of"),
+    ];
+    for (field, value, problem) in cases {
+        let mut broken = manifest.clone();
+        broken["decision"][field] = value;
+        std::fs::write(
+            model_dir.join("manifest.json"),
+            serde_json::to_string(&broken).unwrap(),
+        )
+        .unwrap();
+        fails_with(
+            dir,
+            &["faces", "verify", "--model", model, image, image],
+            &[&format!("decision.{field}"), problem],
+        );
+    }
 }
 
 #[test]
