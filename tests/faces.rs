@@ -538,12 +538,12 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// the flattened head, the loss's scale 8 and the whitening (shrinkage 0.1) as the pipeline
 /// ships: EER 0.058, identification of newly enrolled people 1.0; eigenfaces EER 0.175.
 /// Before the whitening: 0.076 (0.075 before the kept epoch got batch-norm statistics of
-/// its own). At scale 16 before
-/// it: EER 0.067 (the scale's gain is in the mean over folds and seeds, not on this fold);
-/// with the averaging head before that: EER 0.078, and 0.081 after profundo's own kernels
-/// changed the rounding. The target (EER <= 5% over all folds) is not reached yet;
-/// these bounds guard what is, with room for floating-point differences between machines
-/// (rounding alone has moved one fold's EER by up to 4 points).
+/// its own). At scale 16 before it: EER 0.067 (the scale's gain is in the mean over folds
+/// and seeds, not on this fold); with the averaging head before that: EER 0.078, and 0.081
+/// after profundo's own kernels changed the rounding. The target (EER <= 5% over
+/// all folds, three networks) is measured by the pipeline itself (README); these bounds
+/// guard one fold of one network, with room for floating-point differences between
+/// machines (rounding alone has moved one fold's EER by up to 4 points).
 const OPEN_SET_EER_CEILING: f64 = 0.10;
 const OPEN_SET_IDENTIFICATION_FLOOR: f64 = 0.875;
 

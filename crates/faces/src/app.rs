@@ -117,9 +117,7 @@ impl FaceModel {
             Some(w) => {
                 let w: Whitening = serde_json::from_value(w.clone())
                     .ok()
-                    .filter(|w: &Whitening| {
-                        w.dim() == dim && w.matrices.iter().all(|m| m.len() == w.block * w.block)
-                    })
+                    .filter(|w: &Whitening| w.fits(dim))
                     .ok_or_else(|| {
                         bad(format!(
                             "manifest `decision.whiten` is not a whitening of {dim} values"

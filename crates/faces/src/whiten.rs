@@ -5,7 +5,7 @@
 //! own, then scaled to length `1 / sqrt(members)`, so a score stays the mean of the
 //! members' cosines.
 
-use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
 /// A fitted whitening transform: one `block x block` matrix per ensemble member.
@@ -21,33 +21,19 @@ pub struct Whitening {
 }
 
 impl Whitening {
-    /// Fits the transform on `vectors` (centred embeddings of `members * block` values).
-    /// `None` without vectors or when `dim` is not a multiple of `members`.
-    pub fn fit<'a>(
-        vectors: impl IntoIterator<Item = &'a [f32]> + Clone,
-        dim: usize,
-        members: usize,
-        shrink: f64,
-    ) -> Option<Self> {
-        if members == 0 || dim == 0 || !dim.is_multiple_of(members) {
+    /// Fits the transform on `vectors` (centred embeddings of `dim = members * block`
+    /// values each). `None` without vectors or when `dim` is not a multiple of `members`.
+    pub fn fit(vectors: &[&[f32]], dim: usize, members: usize, shrink: f64) -> Option<Self> {
+        if vectors.is_empty() || members == 0 || dim == 0 || !dim.is_multiple_of(members) {
             return None;
         }
         let block = dim / members;
-        let n = vectors.clone().into_iter().count();
-        if n == 0 {
-            return None;
-        }
+        let n = vectors.len();
         let matrices = (0..members)
             .map(|b| {
-                let mut cov = DMatrix::<f64>::zeros(block, block);
-                for v in vectors.clone() {
-                    let x = DVector::from_iterator(
-                        block,
-                        v[b * block..(b + 1) * block].iter().map(|&x| x as f64),
-                    );
-                    cov += &x * x.transpose();
-                }
-                cov /= n as f64;
+                // One row per vector: this member's values.
+                let x = DMatrix::<f64>::from_fn(n, block, |i, j| vectors[i][b * block + j] as f64);
+                let cov = x.transpose() * &x / n as f64;
                 let eig = SymmetricEigen::new(cov);
                 let floor = shrink * eig.eigenvalues.mean();
                 let scale = eig
@@ -70,6 +56,16 @@ impl Whitening {
     /// Embedding size the transform expects.
     pub fn dim(&self) -> usize {
         self.block * self.matrices.len()
+    }
+
+    /// Whether the transform is whole and fits embeddings of `dim` values (a manifest may
+    /// hold anything).
+    pub fn fits(&self, dim: usize) -> bool {
+        self.dim() == dim
+            && self
+                .matrices
+                .iter()
+                .all(|m| m.len() == self.block * self.block)
     }
 
     /// Whitens `v` in place: each member's block multiplied by its matrix and scaled to
@@ -117,10 +113,10 @@ mod tests {
     fn whitening_evens_out_the_variances_the_more_the_less_it_is_shrunk() {
         let pts = stretched();
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-        let full = Whitening::fit(refs.iter().copied(), 2, 1, 0.0).unwrap();
+        let full = Whitening::fit(&refs, 2, 1, 0.0).unwrap();
         let (a, b) = variances(&pts, &full);
         assert!((a - 1.0).abs() < 0.05 && (b - 1.0).abs() < 0.05, "{a} {b}");
-        let shrunk = Whitening::fit(refs.iter().copied(), 2, 1, 1.0).unwrap();
+        let shrunk = Whitening::fit(&refs, 2, 1, 1.0).unwrap();
         let (a, b) = variances(&pts, &shrunk);
         let before = 100.0f32;
         assert!(a / b > 1.5 && a / b < before, "ratio {}", a / b);
@@ -136,7 +132,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&[f32]> = pts.iter().map(Vec::as_slice).collect();
-        let w = Whitening::fit(refs.iter().copied(), 6, 3, 0.1).unwrap();
+        let w = Whitening::fit(&refs, 6, 3, 0.1).unwrap();
         assert_eq!((w.block, w.matrices.len(), w.dim()), (2, 3, 6));
         let mut v = pts[4].clone();
         w.apply(&mut v);
@@ -144,6 +140,6 @@ mod tests {
             let len = part.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((len - 1.0 / 3f32.sqrt()).abs() < 1e-5, "{len}");
         }
-        assert!(Whitening::fit(refs.iter().copied(), 6, 4, 0.1).is_none());
+        assert!(Whitening::fit(&refs, 6, 4, 0.1).is_none());
     }
 }

@@ -136,7 +136,7 @@ struct Transform {
 /// shrinkage `whiten` over `members` blocks when given (both returned too), and its
 /// validation threshold re-chosen on the new embeddings; unchanged (borrowed) without
 /// training images.
-fn centered(
+fn transformed(
     f: &FoldEmbeddings,
     sim: Similarity,
     whiten: Option<f64>,
@@ -151,7 +151,8 @@ fn centered(
         center_embedding(v, &mean);
     }
     let whitening = whiten.and_then(|shrink| {
-        Whitening::fit(train.iter().map(|&i| g.vector(i)), f.dim, members, shrink)
+        let rows: Vec<&[f32]> = train.iter().map(|&i| g.vector(i)).collect();
+        Whitening::fit(&rows, f.dim, members, shrink)
     });
     if let Some(w) = &whitening {
         g.vectors.chunks_mut(f.dim.max(1)).for_each(|v| w.apply(v));
@@ -268,7 +269,7 @@ impl TypedStage for EvaluateFaces {
                 .filter(wanted)
                 .map(|f| {
                     if key == "model" && p.center {
-                        centered(f, emb.similarity, p.whiten, members_of(emb, f))
+                        transformed(f, emb.similarity, p.whiten, members_of(emb, f))
                     } else {
                         (Cow::Borrowed(f), Transform::default())
                     }
