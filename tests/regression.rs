@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bench;
+mod data;
 mod engine;
 mod faces;
 mod protocols;

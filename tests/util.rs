@@ -11,12 +11,46 @@ pub fn repo() -> PathBuf {
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
-/// Where the non-redistributable datasets are: `$PROFUNDO_DATA`, else `../shared/data`
-/// beside the repository (what `.ci/run` sets).
+/// The data folder the binary reads non-shipped datasets from: `$PROFUNDO_DATA`, else the
+/// platform's data directory (what `profundo data fetch` fills).
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("PROFUNDO_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"))
+    profundo_data::data_dir()
+}
+
+/// The prefix of every test that needs a dataset the repository does not ship; the
+/// fresh-clone test (tests/data.rs) runs them all with an empty data folder.
+pub const NEEDS_DATA: &str = "needs_data_";
+
+/// The folder of the catalogued dataset `name` when every file of it is there. When it is
+/// not: with `PROFUNDO_REQUIRE_DATA=1` (as `.ci/run` sets) the test fails naming the
+/// dataset; otherwise one `SKIPPED` line goes to standard error (past the test harness's
+/// capture, so `cargo test` shows it) and the caller returns early.
+pub fn dataset(name: &str) -> Option<PathBuf> {
+    use std::io::Write;
+    let catalog = profundo_data::Catalog::builtin().expect("the compiled-in catalogue");
+    let d = catalog.get(name).expect("a catalogued dataset");
+    let at = d.location();
+    if profundo_data::verify::present_at(d, &at).expect("its manifest") {
+        return Some(at);
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let why = format!(
+        "dataset `{name}` ({}) is not at {}; {}",
+        d.title,
+        at.display(),
+        d.fetch_hint()
+    );
+    if profundo_data::location::data_required() {
+        panic!(
+            "{why} ({}=1 makes a missing dataset a failure)",
+            profundo_data::REQUIRE_ENV
+        );
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
 }
 
 /// The result of one `profundo` invocation.
@@ -36,11 +70,22 @@ impl Out {
 
 /// Runs `profundo args...` in `cwd`.
 pub fn profundo(cwd: &Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_profundo"))
-        .args(args)
+    profundo_with_data(cwd, args, &data_dir())
+}
+
+/// The `profundo` command, logging at info level, with `data` as its data folder.
+pub fn command(cwd: &Path, args: &[&str], data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_profundo"));
+    c.args(args)
         .current_dir(cwd)
         .env("PROFUNDO_LOG", "info")
-        .env("PROFUNDO_DATA", data_dir())
+        .env("PROFUNDO_DATA", data);
+    c
+}
+
+/// Runs `profundo args...` in `cwd` with `data` as its data folder.
+pub fn profundo_with_data(cwd: &Path, args: &[&str], data: &Path) -> Out {
+    let out = command(cwd, args, data)
         .output()
         .expect("failed to start profundo");
     let o = Out {

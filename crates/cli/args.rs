@@ -40,6 +40,58 @@ pub enum Command {
     Translate(TranslateArgs),
     /// Benchmarks (speed targets live here, not in tests).
     Bench(BenchArgs),
+    /// Datasets: list them, verify their checksums, fetch the ones not shipped.
+    Data(DataArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Every dataset the shipped pipelines read: licence, shipped or not, where it is looked
+    /// for, present, verified.
+    List(DataListArgs),
+    /// Check every file of a dataset (or of all present ones) against its sha256 manifest.
+    Verify(DataVerifyArgs),
+    /// Download (or copy from a folder or archive) a dataset into the data folder, verify it
+    /// and move it into place atomically.
+    Fetch(DataFetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataListArgs {
+    /// Print JSON rows instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DataVerifyArgs {
+    /// Dataset name (`profundo data list`); all present datasets when left out.
+    pub name: Option<String>,
+    /// Print JSON reports.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DataFetchArgs {
+    /// Dataset name (`profundo data list`).
+    pub name: String,
+    /// Take it from this URL (http/https), folder or archive (zip, tar.gz, tar) instead of
+    /// its official source.
+    #[arg(long, value_name = "URL_OR_PATH")]
+    pub from: Option<String>,
+    /// Fetch again even when a verified copy is in place.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +117,9 @@ pub struct RunArgs {
     /// Where runs are written.
     #[arg(long, default_value = "runs", value_name = "DIR")]
     pub runs_dir: PathBuf,
+    /// Fail at once if another run of this pipeline is in progress, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,11 @@ mod bench;
 mod bench_models;
 mod bench_recommend;
 mod bench_workloads;
+mod data;
 mod faces;
 mod inspect;
+#[cfg(test)]
+mod readme_check;
 mod recommend;
 mod run;
 mod speech;
@@ -74,6 +77,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Recommend(a) => recommend::recommend(a),
         args::Command::Translate(a) => translate::translate(a),
         args::Command::Bench(a) => bench::bench(a),
+        args::Command::Data(a) => data::data(a),
     }
 }
 

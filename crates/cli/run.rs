@@ -32,12 +32,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
             (spec::load(file, &reg, &a.set)?, a.runs_dir.clone())
         }
     };
+    check_datasets(&pipeline)?;
     let opts = RunOptions {
         runs_dir,
         force: a.force,
         from: a.from,
         until: a.until,
         resume: a.resume,
+        no_wait: a.no_wait,
     };
     let summary = engine::run(&pipeline, &reg, &opts)?;
     println!("run: {}", summary.run_dir.display());
@@ -76,6 +78,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
 pub fn validate(a: ValidateArgs) -> anyhow::Result<()> {
     let reg = crate::registry();
     let p = spec::load(&a.pipeline, &reg, &a.set)?;
+    if let Err(e) = check_datasets(&p) {
+        tracing::warn!("{e}");
+    }
     println!(
         "{}: valid pipeline `{}` with {} stages: {}",
         a.pipeline.display(),
@@ -87,5 +92,27 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" -> ")
     );
+    Ok(())
+}
+
+/// Fails before anything runs when the pipeline reads a catalogued dataset that is not in
+/// the data folder, saying how to get it (instead of a stage failing on a missing folder).
+fn check_datasets(pipeline: &spec::Pipeline) -> anyhow::Result<()> {
+    let text = pipeline.resolved_toml();
+    let catalog = profundo_data::Catalog::builtin()?;
+    for d in catalog.datasets.iter().filter(|d| !d.shipped) {
+        let at = d.location();
+        if text.contains(&at.display().to_string()) && !profundo_data::verify::present_at(d, &at)? {
+            anyhow::bail!(
+                "{}: pipeline `{}` reads the dataset `{}` ({}) at {}, which is not there; {}",
+                pipeline.file.display(),
+                pipeline.meta.name,
+                d.name,
+                d.title,
+                at.display(),
+                d.fetch_hint()
+            );
+        }
+    }
     Ok(())
 }

@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub until: Option<String>,
     /// Continue this unfinished run directory.
     pub resume: Option<PathBuf>,
+    /// Fail at once when another run of the same pipeline holds its lock, instead of
+    /// waiting for it.
+    pub no_wait: bool,
 }
 
 /// What a run did.
@@ -89,6 +92,16 @@ pub fn run(pipeline: &Pipeline, registry: &Registry, opts: &RunOptions) -> Resul
             )));
         }
     }
+    // One run of a pipeline at a time per runs directory: the cache, the run ids and the
+    // `latest` link are shared, so a second run queues here (or fails with --no-wait).
+    let pipeline_root = match &opts.resume {
+        Some(dir) => dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| opts.runs_dir.join(name)),
+        None => opts.runs_dir.join(name),
+    };
+    let _lock = lock_pipeline(&pipeline_root, !opts.no_wait)?;
     let (run_dir, run_id, started) = match &opts.resume {
         Some(dir) => {
             let st = RunStatus::load(dir)?;
@@ -386,6 +399,48 @@ impl Exec<'_> {
         }
         Ok(publication)
     }
+}
+
+/// Holds the exclusive lock `<pipeline root>/.lock` while the returned file lives (the
+/// operating system releases it when the process ends, however it ends). The holder writes
+/// `pid N` into the file so that a waiting run can say whom it waits for.
+fn lock_pipeline(root: &Path, wait: bool) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(root).map_err(|e| profundo_core::CoreError::io(root, e))?;
+    let path = root.join(".lock");
+    let io = |e| PipelineError::from(profundo_core::CoreError::io(&path, e));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "another process".to_string(),
+                h => h.to_string(),
+            };
+            if !wait {
+                return Err(PipelineError::Locked {
+                    path: path.clone(),
+                    holder,
+                });
+            }
+            tracing::warn!("waiting for the lock held by {holder} ({})", path.display());
+            file.lock().map_err(io)?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    writeln!(file, "pid {}", std::process::id()).map_err(io)?;
+    file.flush().map_err(io)?;
+    Ok(file)
 }
 
 /// Holds an exclusive lock on `<cache dir>.lock` (released when dropped), waiting for

@@ -47,6 +47,18 @@ pub enum PipelineError {
     /// A problem with a run directory or a command-line request.
     #[error("{0}")]
     Usage(String),
+    /// Another run of the same pipeline holds its lock and `--no-wait` was given.
+    #[error(
+        "{}: another run of this pipeline holds the lock ({holder}); wait for it to finish, \
+         or leave out --no-wait to queue behind it",
+        path.display()
+    )]
+    Locked {
+        /// The lock file (`runs/<pipeline>/.lock`).
+        path: PathBuf,
+        /// Who holds it, as it wrote itself there (`pid 1234`).
+        holder: String,
+    },
     /// A backbone error (I/O on a named file, JSON, ...).
     #[error(transparent)]
     Core(#[from] profundo_core::CoreError),

@@ -586,7 +586,7 @@ fn expand_table(table: SpannedTable, cx: &mut Ctx<'_>) -> Expanded {
 fn expand_value(v: toml::Value, off: usize, cx: &mut Ctx<'_>) -> toml::Value {
     match v {
         toml::Value::String(s) => {
-            match expand_env(&s, |k| std::env::var(k).ok()) {
+            match expand_env(&s, env_or_default) {
                 Ok(e) => toml::Value::String(e),
                 Err(var) => {
                     cx.err(
@@ -608,6 +608,19 @@ fn expand_value(v: toml::Value, off: usize, cx: &mut Ctx<'_>) -> toml::Value {
         ),
         other => other,
     }
+}
+
+/// An environment variable's value; `PROFUNDO_DATA` defaults to the data folder that
+/// `profundo data fetch` fills (the platform's data directory), so a pipeline reads fetched
+/// datasets without any variable set.
+fn env_or_default(key: &str) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            (key == profundo_data::DATA_ENV)
+                .then(|| profundo_data::data_dir().display().to_string())
+        })
 }
 
 /// Expands `${VAR}` and `${VAR:-default}`; `Err(VAR)` names an unset variable without default.
