@@ -8,31 +8,23 @@
 //! - [`metrics`]: classification metrics (accuracy, top-k, confusion matrix, P/R/F1).
 //! - [`plots`]: training curves and confusion matrices as PNG.
 //! - [`fsutil`]: atomic file and directory writes.
-//! - [`conv`], [`pool`], [`norm`]: stride-1 convolution, window max pooling and batch
-//!   normalisation with their own kernels and gradients on flex and LibTorch's on LibTorch
-//!   (Burn's operations elsewhere); [`activation`]: ReLU with LibTorch's gradient.
+//! - [`conv`], [`pool`], [`norm`], [`activation`], [`block`]: the layers with profundo's
+//!   own kernels, re-exported from the `profundo-kernels` crate where they live.
 
 #![warn(missing_docs)]
 
-pub mod activation;
 pub mod augment;
 pub mod backend;
-pub mod block;
-pub mod conv;
 pub mod error;
-mod flex;
 pub mod fsutil;
-mod kernel_calls;
-#[cfg(feature = "tch")]
-mod libtorch_autograd;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
-pub mod norm;
 pub mod plots;
-pub mod pool;
 pub mod progress;
 pub mod train;
+
+pub use profundo_kernels::{activation, block, conv, norm, pool};
 
 pub use error::{CoreError, Result};
 
