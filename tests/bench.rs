@@ -11,7 +11,7 @@ fn bench_models_prints_one_row_per_model_backend_and_measure() {
         "--models",
         "recommend-mf,speech-cnn",
         "--no-pytorch",
-        "--iters",
+        "--rounds",
         "3",
         "--seconds",
         "0",
@@ -38,6 +38,7 @@ fn bench_models_prints_one_row_per_model_backend_and_measure() {
     for r in &rows {
         assert!(r["profundo_ms"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["pytorch_ms"].is_null() && r["ratio"].is_null(), "{r}");
+        assert!(r["ratio_lo"].is_null() && r["ratio_hi"].is_null() && r["verdict"].is_null());
         assert!(r["profundo_peak_mib"].as_f64().unwrap() > 0.0, "{r}");
         // FLOP rates for the CNN only; the factorisation rows are memory-bound.
         let cnn = r["model"] == "speech-cnn";
@@ -59,7 +60,7 @@ fn bench_models_without_pytorch_says_so_and_unknown_models_are_errors() {
             "recommend-mf",
             "--python",
             "/nonexistent/python",
-            "--iters",
+            "--rounds",
             "3",
             "--seconds",
             "0",
@@ -101,5 +102,120 @@ fn bench_models_on_cuda_needs_the_tch_backend_and_a_valid_device_name() {
         dir.path(),
         &["bench", "models", "--device", "cuda:0", "--no-pytorch"],
         &["`--device cuda:0` needs the tch backend", "--features tch"],
+    );
+}
+
+/// A stand-in for Python with PyTorch that speaks the worker protocol and answers every
+/// call with `ms` milliseconds (or, with `die`, exits right after `ready`).
+fn fake_python(dir: &std::path::Path, ms: &str, die: bool) -> std::path::PathBuf {
+    let script = format!(
+        r#"#!/bin/sh
+case "$2" in *"print(torch.__version__)"*) echo "0.0-fake"; exit 0;; esac
+echo '{{"reply":"ready","measures":[{{"measure":"train step","batch":512}},{{"measure":"infer 1","batch":1}},{{"measure":"infer batch","batch":512}}]}}'
+{die}
+while read -r line; do
+  case "$line" in *quit*) break;; esac
+  n=$(echo "$line" | sed 's/.*"calls":\([0-9]*\).*/\1/')
+  times=$(yes {ms} | head -n "$n" | paste -sd, -)
+  echo "{{\"reply\":\"times\",\"ms\":[$times]}}"
+done
+echo '{{"reply":"done","peak_mib":1.5,"pinned":null}}'
+"#,
+        die = if die { "exit 3" } else { "" }
+    );
+    let path = dir.join(if die { "dying-python" } else { "fake-python" });
+    std::fs::write(&path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+#[cfg(unix)]
+#[test]
+fn bench_models_alternates_rounds_and_reports_ratio_intervals_and_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every PyTorch call "takes" 50 ms: the factorisation is far faster on any machine.
+    let python = fake_python(dir.path(), "50.0", false);
+    let out = ok(
+        dir.path(),
+        &[
+            "bench",
+            "models",
+            "--models",
+            "recommend-mf",
+            "--python",
+            python.to_str().unwrap(),
+            "--rounds",
+            "5",
+            "--seconds",
+            "0",
+            "--json",
+        ],
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+        assert_eq!(f("pytorch_ms"), 50.0, "{r}");
+        assert!(
+            f("ratio_lo") <= f("ratio") && f("ratio") <= f("ratio_hi"),
+            "{r}"
+        );
+        assert!(f("ratio_hi") < 1.0, "{r}");
+        assert_eq!(r["verdict"], "ahead", "{r}");
+        assert_eq!(r["rounds"], 5);
+        // One call per burst at --seconds 0: five rounds, five calls a side.
+        assert_eq!(
+            (r["profundo_calls"].clone(), r["pytorch_calls"].clone()),
+            (5.into(), 5.into())
+        );
+        assert_eq!(f("pytorch_peak_mib"), 1.5);
+    }
+    let table = ok(
+        dir.path(),
+        &[
+            "bench",
+            "models",
+            "--models",
+            "recommend-mf",
+            "--python",
+            python.to_str().unwrap(),
+            "--rounds",
+            "3",
+            "--seconds",
+            "0",
+        ],
+    );
+    assert!(
+        table.stdout.contains("3 alternating rounds"),
+        "{}",
+        table.stdout
+    );
+    assert!(table.stdout.contains("| ahead |"), "{}", table.stdout);
+
+    let dying = fake_python(dir.path(), "1.0", true);
+    fails_with(
+        dir.path(),
+        &[
+            "bench",
+            "models",
+            "--models",
+            "recommend-mf",
+            "--python",
+            dying.to_str().unwrap(),
+            "--rounds",
+            "2",
+            "--seconds",
+            "0",
+        ],
+        &["PyTorch recommend-mf worker stopped answering"],
+    );
+    fails_with(
+        dir.path(),
+        &["bench", "models", "--rounds", "0", "--no-pytorch"],
+        &["--rounds must be at least 1"],
     );
 }

@@ -259,22 +259,28 @@ pub struct BenchModelsArgs {
     /// Time profundo only.
     #[arg(long)]
     pub no_pytorch: bool,
-    /// Most timed calls per measure (at least 3).
-    #[arg(long, default_value_t = 30)]
-    pub iters: usize,
-    /// Seconds per measure after which no new call starts (once 3 are done).
-    #[arg(long, default_value_t = 3.0)]
+    /// Alternating rounds per measure: each gives one profundo / PyTorch ratio (more rounds,
+    /// a narrower interval).
+    #[arg(long, default_value_t = 20)]
+    pub rounds: usize,
+    /// Seconds of timed calls per side and measure, spread over the rounds (a burst is at
+    /// least one call).
+    #[arg(long, default_value_t = 4.0)]
     pub seconds: f64,
-    /// Print JSON rows (model, backend, measure, profundo_ms, pytorch_ms, ratio, ...).
+    /// Print JSON rows (model, backend, measure, profundo_ms, pytorch_ms, ratio, ratio_lo,
+    /// ratio_hi, verdict, ...).
     #[arg(long)]
     pub json: bool,
     /// Device: `cpu`, or `cuda` / `cuda:N` (the tch backend only; the default backends
     /// become tch alone). The PyTorch rows run on the same device.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Internal: time one model in this process and print its timings.
+    /// Internal: serve timing requests for one model in this process.
     #[arg(long, hide = true)]
     pub worker: Option<String>,
+    /// Internal: the worker's thread count (the parent's).
+    #[arg(long, hide = true)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -1,22 +1,30 @@
 """PyTorch twins of the models `profundo bench models` times (crates/cli/bench_workloads.rs).
 
 Same layer sizes, batch sizes, losses and optimizers as profundo's pipelines; synthetic
-inputs of the same shapes; the same sampling rule (two warm-up calls, then at least 3 timed
-calls and more until --seconds have passed or --iters calls were made). `profundo bench
-models` feeds this file to Python on standard input, one process per model, so the peak
-memory printed is that model's alone:
+inputs of the same shapes. `profundo bench models` runs this file as a persistent worker,
+one process per model (so the peak memory printed is that model's alone), and talks to it
+over a pipe, one JSON object per line:
 
-    python - --model speech-cnn --threads 2 --iters 30 --seconds 3 --device cpu < bench_models.py
+    python -c "$(cat bench_models.py)" --model speech-cnn --threads 2 --device cpu
 
-prints one JSON object: {"peak_mib": ..., "gpu_peak_mib": ..., "device_name": ...,
-"rows": [{"measure", "batch", "median_ms", "p95_ms", "iters"}, ...]}. On CUDA every timed
-call ends with torch.cuda.synchronize(), as profundo's end with a device sync.
+- it prints {"reply": "ready", "measures": [{"measure", "batch"}, ...]} once the model is
+  built;
+- to {"cmd": "time", "measure": "train step", "calls": k} it runs k calls and prints
+  {"reply": "times", "ms": [...]} (call order);
+- to {"cmd": "quit"} (or end of input) it prints {"reply": "done", "peak_mib", "gpu_peak_mib",
+  "device_name", "pinned"} and exits.
+
+On CUDA every timed call ends with torch.cuda.synchronize(), as profundo's end with a
+device sync. The process pins itself to the first `--threads` CPUs it may use, as the
+profundo worker does.
 """
 
 import argparse
 import json
 import math
+import os
 import resource
+import sys
 import time
 
 import torch
@@ -32,27 +40,26 @@ MF_USERS, MF_ITEMS, MF_FACTORS, MF_BATCH = 943, 1682, 64, 512
 DEVICE = torch.device("cpu")
 
 
-def sample(fn, max_iters, budget_s, min_iters=3):
-    def call():
+def timed(fn, calls):
+    """Call times in ms, in call order; each call waited on until the device finished."""
+    xs = []
+    for _ in range(calls):
+        t = time.perf_counter()
         fn()
         if DEVICE.type == "cuda":
             torch.cuda.synchronize(DEVICE)
-
-    call()
-    call()
-    xs = []
-    start = time.perf_counter()
-    while len(xs) < max_iters and (len(xs) < min_iters or time.perf_counter() - start < budget_s):
-        t = time.perf_counter()
-        call()
         xs.append((time.perf_counter() - t) * 1e3)
-    xs.sort()
     return xs
 
 
-def percentile(xs, p):
-    # Rounds halves up, as Rust's f64::round does for these positive indices.
-    return xs[math.floor((len(xs) - 1) * p + 0.5)]
+def inference(fn):
+    """`fn` without autograd bookkeeping, as profundo's inference devices run."""
+
+    def call():
+        with torch.inference_mode():
+            fn()
+
+    return call
 
 
 # Speech: profundo_core::model::ConvClassifier (temporal: MFCC rows as channels).
@@ -156,7 +163,8 @@ class MarginModel(nn.Module):
         return out * self.scale
 
 
-def classifier(model, shape, batch, classes, smoothing, infer, s):
+def classifier(model, shape, batch, classes, smoothing, infer):
+    """The measures of a classifier: {measure: (items, mode, call)}."""
     model.to(DEVICE)
     x = torch.randn(batch, *shape, device=DEVICE)
     y = torch.arange(batch, device=DEVICE) % classes
@@ -169,14 +177,13 @@ def classifier(model, shape, batch, classes, smoothing, infer, s):
         loss.backward()
         opt.step()
 
-    model.train()
-    rows = [("train step", batch, sample(step, *s))]
-    model.eval()
-    for n in (1, batch):
-        xn = torch.randn(n, *shape, device=DEVICE)
-        with torch.inference_mode():
-            rows.append(("infer 1" if n == 1 else "infer batch", n, sample(lambda: infer(xn), *s)))
-    return rows
+    x1 = torch.randn(1, *shape, device=DEVICE)
+    xb = torch.randn(batch, *shape, device=DEVICE)
+    return {
+        "train step": (batch, model.train, step),
+        "infer 1": (1, model.eval, inference(lambda: infer(x1))),
+        "infer batch": (batch, model.eval, inference(lambda: infer(xb))),
+    }
 
 
 # Translation: profundo_translate::model::Seq2Seq (pre-norm, GELU, tied embedding).
@@ -227,7 +234,7 @@ class Seq2Seq(nn.Module):
         return self.decoder_norm(h) @ self.embedding.weight.t()
 
 
-def transformer(s):
+def transformer():
     model = Seq2Seq().to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
 
@@ -247,20 +254,15 @@ def transformer(s):
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    model.train()
-    rows = [("train step", MT_BATCH, sample(step, *s))]
-    model.eval()
-    for n in (1, MT_BATCH):
+    def infer(n):
         src, pad, tgt = batch(n)
-        with torch.inference_mode():
-            rows.append(
-                (
-                    "infer 1" if n == 1 else "infer batch",
-                    n,
-                    sample(lambda: model(model.encode(src, pad), pad, tgt).argmax(-1).cpu(), *s),
-                )
-            )
-    return rows
+        return inference(lambda: model(model.encode(src, pad), pad, tgt).argmax(-1).cpu())
+
+    return {
+        "train step": (MT_BATCH, model.train, step),
+        "infer 1": (1, model.eval, infer(1)),
+        "infer batch": (MT_BATCH, model.eval, infer(MT_BATCH)),
+    }
 
 
 # Recommendations: profundo_recommend::train::FactorNet (rating model).
@@ -281,7 +283,7 @@ class FactorNet(nn.Module):
         return pred, reg_f, reg_b
 
 
-def factorisation(s):
+def factorisation():
     model = FactorNet(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01).to(DEVICE)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     u = torch.randint(0, MF_USERS, (MF_BATCH,), device=DEVICE)
@@ -298,66 +300,86 @@ def factorisation(s):
         loss.backward()
         opt.step()
 
-    rows = [("train step", MF_BATCH, sample(step, *s))]
-    with torch.inference_mode():
-        # The app's top-10 for one user over the catalogue.
-        def top10():
-            scores = model.item @ model.user[17] + model.item_bias + model.user_bias[17] + g
-            return torch.topk(scores, 10)
+    # The app's top-10 for one user over the catalogue.
+    def top10():
+        scores = model.item @ model.user[17] + model.item_bias + model.user_bias[17] + g
+        return torch.topk(scores, 10)
 
-        rows.append(("infer 1", 1, sample(top10, *s)))
-        u = torch.randint(0, MF_USERS, (MF_BATCH,), device=DEVICE)
-        i = torch.randint(0, MF_ITEMS, (MF_BATCH,), device=DEVICE)
-        rows.append(("infer batch", MF_BATCH, sample(lambda: model.predict(u, i, g)[0], *s)))
-    return rows
+    ub = torch.randint(0, MF_USERS, (MF_BATCH,), device=DEVICE)
+    ib = torch.randint(0, MF_ITEMS, (MF_BATCH,), device=DEVICE)
+    return {
+        "train step": (MF_BATCH, model.train, step),
+        "infer 1": (1, model.eval, inference(top10)),
+        "infer batch": (MF_BATCH, model.eval, inference(lambda: model.predict(ub, ib, g)[0])),
+    }
 
 
-def run(name, s):
+def prepare(name):
     if name == "speech-cnn":
         m = ConvClassifier(SPEECH_SHAPE, (32, 64, 128), 5, SPEECH_CLASSES, 0.3, True)
-        return classifier(m, SPEECH_SHAPE, SPEECH_BATCH, SPEECH_CLASSES, 0.1, m, s)
+        return classifier(m, SPEECH_SHAPE, SPEECH_BATCH, SPEECH_CLASSES, 0.1, m)
     if name == "faces-resnet":
         net = EmbeddingNet(FACES_SHAPE)
         m = MarginModel(net, 128, FACES_PEOPLE)
-        return classifier(m, FACES_SHAPE, FACES_BATCH, FACES_PEOPLE, 0.0, net.embed_eval, s)
+        return classifier(m, FACES_SHAPE, FACES_BATCH, FACES_PEOPLE, 0.0, net.embed_eval)
     if name == "translate-transformer":
-        return transformer(s)
+        return transformer()
     if name == "recommend-mf":
-        return factorisation(s)
+        return factorisation()
     raise SystemExit(f"unknown model {name!r}")
+
+
+def pin(threads):
+    """Pins this process to the first `threads` CPUs it may use; those CPUs, or None."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))[:threads]
+        if len(cpus) < threads:
+            return None
+        os.sched_setaffinity(0, cpus)
+        return cpus
+    except (AttributeError, OSError):
+        return None
+
+
+def say(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
     p.add_argument("--threads", type=int, required=True)
-    p.add_argument("--iters", type=int, default=30)
-    p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     a = p.parse_args()
     global DEVICE
     DEVICE = torch.device(a.device)
+    pinned = pin(a.threads)
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(7)
-    rows = run(a.model, (max(a.iters, 3), a.seconds))
+    measures = prepare(a.model)
+    say({"reply": "ready", "measures": [{"measure": m, "batch": v[0]} for m, v in measures.items()]})
+    mode = None
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["cmd"] == "quit":
+            break
+        _, set_mode, call = measures[req["measure"]]
+        if mode is not set_mode:
+            set_mode()
+            mode = set_mode
+        say({"reply": "times", "ms": timed(call, req["calls"])})
     cuda = DEVICE.type == "cuda"
-    out = {
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "gpu_peak_mib": torch.cuda.max_memory_reserved(DEVICE) / 2**20 if cuda else None,
-        "device_name": torch.cuda.get_device_name(DEVICE) if cuda else None,
-        "rows": [
-            {
-                "measure": m,
-                "batch": n,
-                "median_ms": percentile(xs, 0.5),
-                "p95_ms": percentile(xs, 0.95),
-                "iters": len(xs),
-            }
-            for m, n, xs in rows
-        ],
-    }
-    print(json.dumps(out))
+    say(
+        {
+            "reply": "done",
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "gpu_peak_mib": torch.cuda.max_memory_reserved(DEVICE) / 2**20 if cuda else None,
+            "device_name": torch.cuda.get_device_name(DEVICE) if cuda else None,
+            "pinned": pinned,
+        }
+    )
 
 
 if __name__ == "__main__":

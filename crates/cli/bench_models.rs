@@ -1,13 +1,20 @@
 //! `profundo bench models`: every domain model's training step, one-item latency and batch
-//! throughput on each backend, next to the same model in PyTorch (`bench_models.py`, run in
-//! the same invocation with the same thread count), as a Markdown table or JSON rows.
+//! throughput on each backend, next to the same model in PyTorch (`bench_models.py`), as a
+//! Markdown table or JSON rows.
 //!
-//! Each model runs in its own child process (this binary with `--worker`, or the Python
-//! script), so the peak memory reported for a model is that model's alone.
+//! The method is built to survive a noisy, shared machine ([`crate::bench_stats`]): each
+//! side is a persistent worker process (this binary with `--worker`, or the Python script)
+//! that builds its model once and then answers timing requests over a pipe. For each model
+//! and measure the sides are timed in alternating short bursts, A B then B A, round after
+//! round, so drifts in machine speed hit both alike; each round gives one ratio
+//! (profundo's burst median / PyTorch's), and a row reports the median of those ratios
+//! with a 95% bootstrap interval, "ahead" or "behind" only when the interval excludes 1.
+//! Both sides use the same thread count, pinned to the same CPUs where the OS allows; a
+//! worker per model keeps the peak memory reported for a model that model's alone.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, bail};
 use profundo_core::backend::{self, BackendKind};
@@ -15,33 +22,56 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::BenchModelsArgs;
 use crate::bench::{peak_rss_mib, percentile, rayon_threads};
-use crate::bench_workloads::{self as workloads, Measure, Sampling, Workload};
+use crate::bench_stats::{Verdict, median, median_interval};
+use crate::bench_workloads::{self as workloads, Measure, Workload};
 
-/// The PyTorch twins of the workloads, fed to Python on standard input.
+/// The PyTorch twins of the workloads (run with `python -c`).
 const PYTORCH_SCRIPT: &str = include_str!("bench_models.py");
 
-/// One model's timings from one process (a worker or the PyTorch script).
+/// Most calls in one burst (a burst of a fast measure is cut here even if it is shorter
+/// than the burst time).
+const MAX_BURST_CALLS: usize = 500;
+
+/// A request to a worker, one JSON object per line on its standard input.
 #[derive(Debug, Serialize, Deserialize)]
-struct Timings {
-    /// Peak resident memory of the process, MiB.
-    peak_mib: Option<f64>,
-    /// Peak GPU memory reserved by PyTorch's allocator, MiB (PyTorch on CUDA only; tch
-    /// does not expose LibTorch's allocator statistics).
-    #[serde(default)]
-    gpu_peak_mib: Option<f64>,
-    /// The accelerator's name as PyTorch reports it (CUDA only).
-    #[serde(default)]
-    device_name: Option<String>,
-    rows: Vec<Timing>,
+#[serde(tag = "cmd", rename_all = "snake_case")]
+enum Request {
+    /// Time `calls` calls of `measure` (each waited on until the device finished).
+    Time { measure: String, calls: usize },
+    /// Report peak memory and exit.
+    Quit,
 }
 
+/// A worker's answer, one JSON object per line on its standard output.
 #[derive(Debug, Serialize, Deserialize)]
-struct Timing {
+#[serde(tag = "reply", rename_all = "snake_case")]
+enum Reply {
+    /// The model is built; these measures can be timed.
+    Ready { measures: Vec<MeasureInfo> },
+    /// Call times in ms, in call order.
+    Times { ms: Vec<f64> },
+    /// The worker's last words before it exits.
+    Done {
+        /// Peak resident memory of the process, MiB.
+        peak_mib: Option<f64>,
+        /// Peak GPU memory reserved by PyTorch's allocator, MiB (PyTorch on CUDA only;
+        /// tch does not expose LibTorch's allocator statistics).
+        #[serde(default)]
+        gpu_peak_mib: Option<f64>,
+        /// The accelerator's name as PyTorch reports it (CUDA only).
+        #[serde(default)]
+        device_name: Option<String>,
+        /// CPUs the worker was pinned to (`None`: not pinned).
+        #[serde(default)]
+        pinned: Option<Vec<usize>>,
+    },
+}
+
+/// A measure a worker offers and its items per call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MeasureInfo {
     measure: String,
     batch: usize,
-    median_ms: f64,
-    p95_ms: f64,
-    iters: usize,
 }
 
 /// A row of the table and of `--json`.
@@ -51,11 +81,21 @@ struct Row {
     backend: String,
     measure: String,
     batch: usize,
+    /// Median of every timed call, ms.
     profundo_ms: f64,
     profundo_p95_ms: f64,
     pytorch_ms: Option<f64>,
-    /// profundo_ms / pytorch_ms.
+    /// Median of the per-round ratios profundo / PyTorch.
     ratio: Option<f64>,
+    /// 95% bootstrap interval of that median.
+    ratio_lo: Option<f64>,
+    ratio_hi: Option<f64>,
+    /// `ahead`, `behind` or `tie` (the interval contains 1).
+    verdict: Option<Verdict>,
+    /// Alternating rounds, and the timed calls of each side over all of them.
+    rounds: usize,
+    profundo_calls: usize,
+    pytorch_calls: Option<usize>,
     profundo_gflops: Option<f64>,
     pytorch_gflops: Option<f64>,
     /// The machine's estimated peak for the threads used.
@@ -67,13 +107,17 @@ struct Row {
 }
 
 pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
-    let sampling = Sampling {
-        min_iters: 3,
-        max_iters: a.iters.max(3),
-        budget_s: a.seconds,
-    };
     if let Some(name) = &a.worker {
-        return worker(name, &a, &sampling);
+        return worker(name, &a);
+    }
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    if !(a.seconds >= 0.0 && a.seconds.is_finite()) {
+        bail!(
+            "--seconds must be a number of seconds >= 0, got {}",
+            a.seconds
+        );
     }
     let selected = selected_models(&a.models)?;
     let on_cuda = backend::cuda_index(&a.device)?.is_some();
@@ -84,48 +128,27 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
         Some(py) => torch_version(py),
         None => Err("skipped (--no-pytorch)".to_string()),
     };
+    let python = python.filter(|_| torch.is_ok());
     // GFLOP/s against a peak only means something for the CPU the rows ran on.
     let cpu = (!on_cuda).then(|| CpuPeak::read(threads)).flatten();
     let mut accelerator = None;
+    let mut pinned = None;
 
     let mut rows = Vec::new();
     for &w in &selected {
-        let theirs = match (&python, &torch) {
-            (Some(py), Ok(_)) => Some(pytorch_timings(py, w, threads, &a)?),
-            _ => None,
-        };
-        if let Some(name) = theirs.as_ref().and_then(|t| t.device_name.clone()) {
-            accelerator = Some(name);
-        }
-        for &b in &backends {
-            let ours = worker_timings(w, b, &a)?;
-            for t in &ours.rows {
-                let measure = Measure::ALL
-                    .into_iter()
-                    .find(|m| m.name() == t.measure)
-                    .context("worker printed an unknown measure")?;
-                let flops = w.flops(measure);
-                let gflops = |ms: f64| flops.map(|f| f / ms / 1e6);
-                let py = theirs
-                    .as_ref()
-                    .and_then(|p| p.rows.iter().find(|r| r.measure == t.measure));
-                rows.push(Row {
-                    model: w.name().into(),
-                    backend: b.to_string(),
-                    measure: t.measure.clone(),
-                    batch: t.batch,
-                    profundo_ms: t.median_ms,
-                    profundo_p95_ms: t.p95_ms,
-                    pytorch_ms: py.map(|p| p.median_ms),
-                    ratio: py.map(|p| t.median_ms / p.median_ms),
-                    profundo_gflops: gflops(t.median_ms),
-                    pytorch_gflops: py.and_then(|p| gflops(p.median_ms)),
-                    peak_gflops: flops.and(cpu.as_ref().map(|c| c.gflops)),
-                    profundo_peak_mib: ours.peak_mib,
-                    pytorch_peak_mib: theirs.as_ref().and_then(|p| p.peak_mib),
-                    pytorch_gpu_peak_mib: theirs.as_ref().and_then(|p| p.gpu_peak_mib),
-                });
-            }
+        let compared = compare(w, &backends, python.as_deref(), threads, &a)?;
+        accelerator = accelerator.or(compared.accelerator);
+        pinned = pinned.or(compared.pinned);
+        for mut r in compared.rows {
+            let flops = Measure::ALL
+                .into_iter()
+                .find(|m| m.name() == r.measure)
+                .and_then(|m| w.flops(m));
+            let mflop = flops.map(|f| f / 1e6);
+            r.profundo_gflops = mflop.map(|f| f / r.profundo_ms);
+            r.pytorch_gflops = mflop.zip(r.pytorch_ms).map(|(f, ms)| f / ms);
+            r.peak_gflops = flops.and(cpu.as_ref().map(|c| c.gflops));
+            rows.push(r);
         }
     }
     if a.json {
@@ -136,8 +159,275 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
         Some(name) => format!("{} ({name})", a.device),
         None => a.device.clone(),
     };
-    print_table(&rows, threads, &device, &torch, cpu.as_ref());
+    let setup = Setup {
+        threads,
+        device: &device,
+        torch: &torch,
+        cpu: cpu.as_ref(),
+        pinned: pinned.as_deref(),
+        rounds: a.rounds,
+        seconds: a.seconds,
+    };
+    print_table(&rows, &setup);
     Ok(())
+}
+
+/// Timings of one side of one measure: every call, and each round's burst median.
+#[derive(Debug, Default, Clone)]
+struct SideTimes {
+    calls: Vec<f64>,
+    bursts: Vec<f64>,
+}
+
+/// One model compared on every side.
+struct Compared {
+    rows: Vec<Row>,
+    accelerator: Option<String>,
+    pinned: Option<Vec<usize>>,
+}
+
+/// Times every measure of `w` on each profundo backend and (with `python`) in PyTorch, in
+/// alternating rounds.
+fn compare(
+    w: Workload,
+    backends: &[BackendKind],
+    python: Option<&Path>,
+    threads: usize,
+    a: &BenchModelsArgs,
+) -> anyhow::Result<Compared> {
+    let mut sides = Vec::new();
+    for &b in backends {
+        sides.push(WorkerProc::profundo(w, b, threads, a)?);
+    }
+    let torch = match python {
+        Some(py) => {
+            sides.push(WorkerProc::pytorch(py, w, threads, a)?);
+            Some(sides.len() - 1)
+        }
+        None => None,
+    };
+    let burst_ms = 1e3 * a.seconds / a.rounds as f64;
+    let mut rows = Vec::new();
+    for m in Measure::ALL {
+        let name = m.name();
+        // Warm-up (two untimed calls), then three calls to size each side's bursts.
+        let mut burst = Vec::with_capacity(sides.len());
+        for s in &mut sides {
+            s.time(name, 2)?;
+            let each = median(&s.time(name, 3)?).max(1e-6);
+            burst.push(((burst_ms / each).floor() as usize).clamp(1, MAX_BURST_CALLS));
+        }
+        let mut times = vec![SideTimes::default(); sides.len()];
+        for round in 0..a.rounds {
+            // A B ... then ... B A: each side runs first as often as last.
+            let order: Vec<usize> = if round % 2 == 0 {
+                (0..sides.len()).collect()
+            } else {
+                (0..sides.len()).rev().collect()
+            };
+            for i in order {
+                let ms = sides[i].time(name, burst[i])?;
+                times[i].bursts.push(median(&ms));
+                times[i].calls.extend(ms);
+            }
+        }
+        for (i, b) in backends.iter().enumerate() {
+            let ours = &times[i];
+            let theirs = torch.map(|t| &times[t]);
+            let ratios: Option<Vec<f64>> = theirs.map(|t| {
+                ours.bursts
+                    .iter()
+                    .zip(&t.bursts)
+                    .map(|(o, p)| o / p)
+                    .collect()
+            });
+            let interval = ratios.as_deref().map(median_interval);
+            let mut sorted = ours.calls.clone();
+            sorted.sort_by(f64::total_cmp);
+            rows.push(Row {
+                model: w.name().into(),
+                backend: b.to_string(),
+                measure: name.into(),
+                batch: sides[i].batch(name),
+                profundo_ms: median(&ours.calls),
+                profundo_p95_ms: percentile(&sorted, 0.95),
+                pytorch_ms: theirs.map(|t| median(&t.calls)),
+                ratio: ratios.as_deref().map(median),
+                ratio_lo: interval.map(|(lo, _)| lo),
+                ratio_hi: interval.map(|(_, hi)| hi),
+                verdict: interval.map(|(lo, hi)| Verdict::of(lo, hi)),
+                rounds: a.rounds,
+                profundo_calls: ours.calls.len(),
+                pytorch_calls: theirs.map(|t| t.calls.len()),
+                profundo_gflops: None,
+                pytorch_gflops: None,
+                peak_gflops: None,
+                profundo_peak_mib: None,
+                pytorch_peak_mib: None,
+                pytorch_gpu_peak_mib: None,
+            });
+        }
+    }
+    let mut accelerator = None;
+    let mut pinned = None;
+    let mut peaks = Vec::new();
+    for s in sides {
+        let done = s.finish()?;
+        if let Reply::Done {
+            peak_mib,
+            gpu_peak_mib,
+            device_name,
+            pinned: p,
+        } = done
+        {
+            accelerator = accelerator.or(device_name);
+            pinned = pinned.or(p);
+            peaks.push((peak_mib, gpu_peak_mib));
+        }
+    }
+    for (k, r) in rows.iter_mut().enumerate() {
+        let i = k % backends.len();
+        r.profundo_peak_mib = peaks.get(i).and_then(|p| p.0);
+        if let Some(t) = torch {
+            r.pytorch_peak_mib = peaks.get(t).and_then(|p| p.0);
+            r.pytorch_gpu_peak_mib = peaks.get(t).and_then(|p| p.1);
+        }
+    }
+    Ok(Compared {
+        rows,
+        accelerator,
+        pinned,
+    })
+}
+
+/// A running worker process and the pipe to it.
+struct WorkerProc {
+    label: String,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    measures: Vec<MeasureInfo>,
+}
+
+impl WorkerProc {
+    /// This binary as a worker for `w` on backend `b`.
+    fn profundo(
+        w: Workload,
+        b: BackendKind,
+        threads: usize,
+        a: &BenchModelsArgs,
+    ) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find this program to start a worker")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["bench", "models", "--worker", w.name(), "--backends"])
+            .arg(b.to_string())
+            .args(["--threads", &threads.to_string(), "--device", &a.device]);
+        Self::start(format!("the {} worker on {b}", w.name()), cmd)
+    }
+
+    /// The PyTorch twin of `w`.
+    fn pytorch(
+        python: &Path,
+        w: Workload,
+        threads: usize,
+        a: &BenchModelsArgs,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(python);
+        cmd.args(["-c", PYTORCH_SCRIPT, "--model", w.name()]).args([
+            "--threads",
+            &threads.to_string(),
+            "--device",
+            &a.device,
+        ]);
+        Self::start(format!("the PyTorch {} worker", w.name()), cmd)
+    }
+
+    fn start(label: String, mut cmd: Command) -> anyhow::Result<Self> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {label}"))?;
+        let stdin = child.stdin.take().context("no pipe to the worker")?;
+        let stdout = BufReader::new(child.stdout.take().context("no pipe from the worker")?);
+        let mut w = Self {
+            label,
+            child,
+            stdin,
+            stdout,
+            measures: Vec::new(),
+        };
+        match w.read()? {
+            Reply::Ready { measures } => w.measures = measures,
+            other => bail!("{}: expected `ready`, got {other:?}", w.label),
+        }
+        Ok(w)
+    }
+
+    fn read(&mut self) -> anyhow::Result<Reply> {
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .with_context(|| format!("reading from {}", self.label))?;
+        if n == 0 {
+            bail!(self.stopped());
+        }
+        serde_json::from_str(&line)
+            .with_context(|| format!("{}: unreadable reply `{}`", self.label, line.trim()))
+    }
+
+    fn send(&mut self, r: &Request) -> anyhow::Result<()> {
+        let mut text = serde_json::to_string(r)?;
+        text.push('\n');
+        if self
+            .stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .is_err()
+        {
+            bail!(self.stopped());
+        }
+        Ok(())
+    }
+
+    /// Why the worker no longer answers: it exited (with this status).
+    fn stopped(&mut self) -> String {
+        let status = self
+            .child
+            .wait()
+            .map_or("no exit status".to_string(), |s| s.to_string());
+        format!("{} stopped answering ({status})", self.label)
+    }
+
+    /// Times `calls` calls of `measure`; ms in call order.
+    fn time(&mut self, measure: &str, calls: usize) -> anyhow::Result<Vec<f64>> {
+        self.send(&Request::Time {
+            measure: measure.into(),
+            calls,
+        })?;
+        match self.read()? {
+            Reply::Times { ms } if ms.len() == calls => Ok(ms),
+            other => bail!("{}: expected {calls} times, got {other:?}", self.label),
+        }
+    }
+
+    /// Items per call of `measure`.
+    fn batch(&self, measure: &str) -> usize {
+        self.measures
+            .iter()
+            .find(|m| m.measure == measure)
+            .map_or(0, |m| m.batch)
+    }
+
+    /// Asks for the worker's peak memory and waits for it to exit.
+    fn finish(mut self) -> anyhow::Result<Reply> {
+        self.send(&Request::Quit)?;
+        let done = self.read()?;
+        let _ = self.child.wait();
+        Ok(done)
+    }
 }
 
 /// The backends to time: `--backends`, else every compiled backend but the deprecated
@@ -182,59 +472,87 @@ fn selected_models(names: &[String]) -> anyhow::Result<Vec<Workload>> {
         .collect()
 }
 
-/// Runs in the child process: times one workload on one backend and prints its timings.
-fn worker(name: &str, a: &BenchModelsArgs, s: &Sampling) -> anyhow::Result<()> {
+/// Runs in the child process: builds one workload on one backend, then answers timing
+/// requests on standard input until `quit`.
+fn worker(name: &str, a: &BenchModelsArgs) -> anyhow::Result<()> {
     let w = Workload::parse(name).with_context(|| format!("unknown model `{name}`"))?;
+    let threads = a.threads.unwrap_or_else(rayon_threads);
+    // Before any thread exists, so that rayon's and LibTorch's threads inherit it.
+    let pinned = pin_to_first_cpus(threads);
     let kind = a.backends.first().copied().unwrap_or_default();
     // The same thread count as flex's rayon pool and the PyTorch script.
-    backend::set_libtorch_threads(rayon_threads());
+    backend::set_libtorch_threads(threads);
     let device = backend::device(kind, &a.device)?;
-    let rows = workloads::run(w, &device, s)
-        .into_iter()
-        .map(|(m, xs)| Timing {
-            measure: m.name().into(),
-            batch: w.items(m),
-            median_ms: percentile(&xs, 0.5),
-            p95_ms: percentile(&xs, 0.95),
-            iters: xs.len(),
-        })
-        .collect();
-    let out = Timings {
+    let mut prepared = workloads::prepare(w, &device);
+    let mut out = std::io::stdout().lock();
+    let mut reply = |r: &Reply| -> anyhow::Result<()> {
+        writeln!(out, "{}", serde_json::to_string(r)?)?;
+        out.flush()?;
+        Ok(())
+    };
+    reply(&Reply::Ready {
+        measures: prepared
+            .iter()
+            .map(|p| MeasureInfo {
+                measure: p.measure.name().into(),
+                batch: p.items,
+            })
+            .collect(),
+    })?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading a request")?;
+        match serde_json::from_str::<Request>(&line)
+            .with_context(|| format!("unreadable request `{line}`"))?
+        {
+            Request::Time { measure, calls } => {
+                let p = prepared
+                    .iter_mut()
+                    .find(|p| p.measure.name() == measure)
+                    .with_context(|| format!("unknown measure `{measure}`"))?;
+                reply(&Reply::Times { ms: p.time(calls) })?;
+            }
+            Request::Quit => break,
+        }
+    }
+    reply(&Reply::Done {
         peak_mib: peak_rss_mib(),
         gpu_peak_mib: None,
         device_name: None,
-        rows,
-    };
-    println!("{}", serde_json::to_string(&out)?);
-    Ok(())
+        pinned,
+    })
 }
 
-/// The options a worker and the PyTorch script share with this process.
-fn sampling_args(a: &BenchModelsArgs) -> [String; 6] {
-    [
-        "--iters".into(),
-        a.iters.to_string(),
-        "--seconds".into(),
-        a.seconds.to_string(),
-        "--device".into(),
-        a.device.clone(),
-    ]
-}
-
-fn worker_timings(w: Workload, b: BackendKind, a: &BenchModelsArgs) -> anyhow::Result<Timings> {
-    let exe = std::env::current_exe().context("cannot find this program to start a worker")?;
-    let out = Command::new(exe)
-        .args(["bench", "models", "--worker", w.name(), "--backends"])
-        .arg(b.to_string())
-        .args(sampling_args(a))
-        .stderr(Stdio::inherit())
-        .output()
-        .context("starting a benchmark worker")?;
-    if !out.status.success() {
-        bail!("the {} worker on {b} failed ({})", w.name(), out.status);
+/// Pins this process to CPUs 0..n (the same set the PyTorch worker pins to), where the OS
+/// allows and those CPUs are available; the CPUs pinned to, or `None`.
+fn pin_to_first_cpus(n: usize) -> Option<Vec<usize>> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and sched_setaffinity only
+        // read and write that local set and this process's affinity.
+        unsafe {
+            let mut current: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut current) != 0
+            {
+                return None;
+            }
+            let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &current))
+                .take(n)
+                .collect();
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &c in &cpus {
+                libc::CPU_SET(c, &mut set);
+            }
+            (cpus.len() == n
+                && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0)
+                .then_some(cpus)
+        }
     }
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("reading the {} worker's timings", w.name()))
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = n;
+        None
+    }
 }
 
 /// `--python`, else `$PROFUNDO_PYTHON`, else the virtual environment that
@@ -271,34 +589,6 @@ fn torch_version(python: &Path) -> Result<String, String> {
             python.display()
         ))
     }
-}
-
-fn pytorch_timings(
-    python: &Path,
-    w: Workload,
-    threads: usize,
-    a: &BenchModelsArgs,
-) -> anyhow::Result<Timings> {
-    let mut child = Command::new(python)
-        .args(["-", "--model", w.name(), "--threads"])
-        .arg(threads.to_string())
-        .args(sampling_args(a))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", python.display()))?;
-    child
-        .stdin
-        .take()
-        .context("no standard input for the PyTorch script")?
-        .write_all(PYTORCH_SCRIPT.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("the PyTorch script failed on {} ({})", w.name(), out.status);
-    }
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("reading the PyTorch timings of {}", w.name()))
 }
 
 /// The machine's peak single-precision rate for the threads used, estimated from
@@ -356,31 +646,54 @@ impl CpuPeak {
     }
 }
 
-fn print_table(
-    rows: &[Row],
+/// What the table's header states about how it was measured.
+struct Setup<'a> {
     threads: usize,
-    device: &str,
-    torch: &Result<String, String>,
-    cpu: Option<&CpuPeak>,
-) {
-    match torch {
-        Ok(v) => println!(
-            "device {device}; {threads} threads; PyTorch {v} with torch.set_num_threads({threads})"
+    device: &'a str,
+    torch: &'a Result<String, String>,
+    cpu: Option<&'a CpuPeak>,
+    pinned: Option<&'a [usize]>,
+    rounds: usize,
+    seconds: f64,
+}
+
+fn print_table(rows: &[Row], s: &Setup) {
+    let pinned = match s.pinned {
+        Some(cpus) => format!(
+            "pinned to CPUs {}",
+            cpus.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         ),
-        Err(why) => {
-            println!("device {device}; {threads} threads; PyTorch {why}: profundo's numbers only")
-        }
+        None => "not pinned (the OS does not allow it here)".into(),
+    };
+    match s.torch {
+        Ok(v) => println!(
+            "device {}; {} threads on each side, {pinned}; PyTorch {v} with \
+             torch.set_num_threads({})",
+            s.device, s.threads, s.threads
+        ),
+        Err(why) => println!(
+            "device {}; {} threads, {pinned}; PyTorch {why}: profundo's numbers only",
+            s.device, s.threads
+        ),
     }
-    if let Some(c) = cpu {
+    println!(
+        "{} alternating rounds per measure (A B, B A, ...), bursts of about {:.0} ms per side",
+        s.rounds,
+        1e3 * s.seconds / s.rounds as f64
+    );
+    if let Some(c) = s.cpu {
         println!(
             "{}: estimated peak {:.0} GFLOP/s ({} cores x {:.2} GHz x {} FLOP/cycle)",
             c.model, c.gflops, c.cores, c.ghz, c.flops_per_cycle
         );
     }
     println!(
-        "\n| model | backend | measure | batch | profundo ms | PyTorch ms | ratio | GFLOP/s profundo / PyTorch | % of peak | peak MiB profundo / PyTorch |"
+        "\n| model | backend | measure | batch | profundo ms | PyTorch ms | ratio [95% interval] | verdict | GFLOP/s profundo / PyTorch | % of peak | peak MiB profundo / PyTorch |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let opt =
         |x: Option<f64>, digits: usize| x.map_or("-".to_string(), |v| format!("{v:.digits$}"));
     for r in rows {
@@ -392,15 +705,20 @@ fn print_table(
             (Some(host), Some(gpu)) => format!("{host:.0} + {gpu:.0} GPU"),
             (host, _) => opt(host, 0),
         };
+        let ratio = match (r.ratio, r.ratio_lo, r.ratio_hi) {
+            (Some(x), Some(lo), Some(hi)) => format!("{x:.2}x [{lo:.2}, {hi:.2}]"),
+            _ => "-".into(),
+        };
         println!(
-            "| {} | {} | {} | {} | {:.2} | {} | {} | {} / {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {:.3} | {} | {} | {} | {} / {} | {} | {} / {} |",
             r.model,
             r.backend,
             r.measure,
             r.batch,
             r.profundo_ms,
-            opt(r.pytorch_ms, 2),
-            r.ratio.map_or("-".to_string(), |x| format!("{x:.2}x")),
+            opt(r.pytorch_ms, 3),
+            ratio,
+            r.verdict.map_or("-", Verdict::word),
             opt(r.profundo_gflops, 1),
             opt(r.pytorch_gflops, 1),
             pct,
@@ -409,7 +727,9 @@ fn print_table(
         );
     }
     println!(
-        "\nms: median call time, each call waited on until the device has finished it. FLOPs \
+        "\nms: median of every timed call, each waited on until the device has finished it. \
+         ratio: median over the rounds of profundo's burst median / PyTorch's, with its 95% \
+         bootstrap interval; \"ahead\" / \"behind\" only when the interval excludes 1. FLOPs \
          are counted from the layer shapes (a training step as three forward passes); the \
          recommender rows are memory-bound and have none. Peak MiB is host memory; on CUDA \
          PyTorch's allocator peak is added (LibTorch's is not exposed to tch)."

@@ -151,52 +151,53 @@ impl Measure {
     }
 }
 
-/// How long each measure is sampled: at least `min_iters` timed calls, then more until
-/// `budget_s` seconds have passed or `max_iters` calls were made (two untimed warm-up
-/// calls first). Each call ends by waiting for `device` to finish its queued work, so
-/// asynchronous devices (CUDA) are timed to completion. `bench_models.py` follows the
-/// same rule.
-#[derive(Debug, Clone, Copy)]
-pub struct Sampling {
-    /// Fewest timed calls.
-    pub min_iters: usize,
-    /// Most timed calls.
-    pub max_iters: usize,
-    /// Seconds after which no new call starts once `min_iters` are done.
-    pub budget_s: f64,
+/// One measure of a workload, built once and then called again and again (a persistent
+/// benchmark worker answers many timing requests with the same model, optimizer state and
+/// inputs, as `bench_models.py` does for PyTorch).
+pub struct Prepared {
+    /// What one call does.
+    pub measure: Measure,
+    /// Items per call.
+    pub items: usize,
+    /// The device to wait on after each call (the autodiff twin for a training step).
+    sync: Device,
+    call: Box<dyn FnMut()>,
 }
 
-impl Sampling {
-    /// Sorted call times in milliseconds.
+impl Prepared {
+    fn new(measure: Measure, items: usize, sync: &Device, call: impl FnMut() + 'static) -> Self {
+        Self {
+            measure,
+            items,
+            sync: sync.clone(),
+            call: Box::new(call),
+        }
+    }
+
+    /// Runs `calls` calls, each waited on until the device has finished its queued work
+    /// (so asynchronous devices such as CUDA are timed to completion); their times in ms,
+    /// in call order.
     ///
     /// # Panics
-    /// If `device` reports that a queued operation failed.
-    pub fn run(&self, device: &Device, mut f: impl FnMut()) -> Vec<f64> {
-        let mut call = || {
-            f();
-            device
-                .sync()
-                .expect("the device failed to run the benchmarked call");
-        };
-        call();
-        call();
-        let start = Instant::now();
-        let mut xs = Vec::new();
-        while xs.len() < self.max_iters
-            && (xs.len() < self.min_iters || start.elapsed().as_secs_f64() < self.budget_s)
-        {
-            let t = Instant::now();
-            call();
-            xs.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        xs.sort_by(f64::total_cmp);
-        xs
+    /// If the device reports that a queued operation failed.
+    pub fn time(&mut self, calls: usize) -> Vec<f64> {
+        (0..calls)
+            .map(|_| {
+                let t = Instant::now();
+                (self.call)();
+                self.sync
+                    .sync()
+                    .expect("the device failed to run the benchmarked call");
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect()
     }
 }
 
-/// Times every measure of `w` on `device` (an inference device; training runs on its
-/// autodiff twin). Returns `(measure, sorted ms)` in [`Measure::ALL`] order.
-pub fn run(w: Workload, device: &Device, s: &Sampling) -> Vec<(Measure, Vec<f64>)> {
+/// Builds every measure of `w` on `device` (an inference device; training runs on its
+/// autodiff twin), in [`Measure::ALL`] order, seeded so that every worker times the same
+/// weights and inputs.
+pub fn prepare(w: Workload, device: &Device) -> Vec<Prepared> {
     let train = device.clone().autodiff();
     train.seed(7);
     device.seed(7);
@@ -205,7 +206,7 @@ pub fn run(w: Workload, device: &Device, s: &Sampling) -> Vec<(Measure, Vec<f64>
             let cfg = speech_cfg();
             let net = cfg.init(SPEECH.shape, SPEECH.classes, device);
             let model = cfg.init(SPEECH.shape, SPEECH.classes, &train);
-            SPEECH.measures(model, |x| net.logits(x), device, &train, s)
+            SPEECH.prepare(model, move |x| net.logits(x), device, &train)
         }
         Workload::FacesResnet => {
             let cfg = faces_cfg();
@@ -217,10 +218,10 @@ pub fn run(w: Workload, device: &Device, s: &Sampling) -> Vec<(Measure, Vec<f64>
                 &MarginLoss::default(),
                 &train,
             );
-            FACES.measures(model, |x| net.embed_eval(x), device, &train, s)
+            FACES.prepare(model, move |x| net.embed_eval(x), device, &train)
         }
-        Workload::TranslateTransformer => transformer(device, &train, s),
-        Workload::RecommendMf => factorisation(device, &train, s),
+        Workload::TranslateTransformer => transformer(device, &train),
+        Workload::RecommendMf => factorisation(device, &train),
     }
 }
 
@@ -247,22 +248,6 @@ fn classes(n: usize, classes: usize, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(ids, [n]), device)
 }
 
-/// The three rows of a workload: its training-step times, then `infer` timed on one item
-/// and on a batch of `batch`.
-fn measures(
-    step: Vec<f64>,
-    batch: usize,
-    mut infer: impl FnMut(usize) -> Vec<f64>,
-) -> Vec<(Measure, Vec<f64>)> {
-    let one = infer(1);
-    let many = infer(batch);
-    vec![
-        (Measure::TrainStep, step),
-        (Measure::InferOne, one),
-        (Measure::InferBatch, many),
-    ]
-}
-
 /// A classifier workload: input shape, the pipeline's batch size, classes and label smoothing.
 struct ClassifierSpec {
     shape: [usize; 3],
@@ -274,15 +259,14 @@ struct ClassifierSpec {
 impl ClassifierSpec {
     /// The training step of `profundo_core::train::train_classifier` on `model` (AdamW with
     /// decoupled weight decay, cross-entropy, the loss read back every step), then `infer`
-    /// on standard-normal inputs.
-    fn measures<M: Classifier>(
+    /// on standard-normal inputs of one item and of a batch.
+    fn prepare<M: Classifier + 'static>(
         &self,
         model: M,
-        infer: impl Fn(Tensor<4>) -> Tensor<2>,
+        infer: impl Fn(Tensor<4>) -> Tensor<2> + Clone + 'static,
         device: &Device,
         train: &Device,
-        s: &Sampling,
-    ) -> Vec<(Measure, Vec<f64>)> {
+    ) -> Vec<Prepared> {
         let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
         let loss_fn = CrossEntropyLossConfig::new()
             .with_smoothing((self.smoothing > 0.0).then_some(self.smoothing))
@@ -290,7 +274,7 @@ impl ClassifierSpec {
         let x = images(self.batch, self.shape, train);
         let y = classes(self.batch, self.classes, train);
         let mut model = Some(model);
-        let step = s.run(train, || {
+        let step = Prepared::new(Measure::TrainStep, self.batch, train, move || {
             let Some(m) = model.take() else { return };
             let logits = m.train_logits(x.clone(), y.clone());
             let loss = loss_fn.forward(logits, y.clone());
@@ -298,12 +282,18 @@ impl ClassifierSpec {
             let grads = GradientsParams::from_grads(loss.backward(), &m);
             model = Some(optim.step(1e-3, m, grads));
         });
-        measures(step, self.batch, |n| {
+        let inference = |measure: Measure, n: usize| {
             let x = images(n, self.shape, device);
-            s.run(device, || {
+            let infer = infer.clone();
+            Prepared::new(measure, n, device, move || {
                 std::hint::black_box(infer(x.clone()).into_data());
             })
-        })
+        };
+        vec![
+            step,
+            inference(Measure::InferOne, 1),
+            inference(Measure::InferBatch, self.batch),
+        ]
     }
 }
 
@@ -321,7 +311,7 @@ fn sentences(n: usize, rng: &mut StdRng) -> Vec<Vec<u32>> {
 /// The step of `profundo_translate::train::train`: encode, teacher-forced decode,
 /// label-smoothed loss (read back), Adam (β2 0.98) with gradient-norm clipping. Inference is
 /// the teacher-forced forward pass with each position's most likely token read back.
-fn transformer(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, Vec<f64>)> {
+fn transformer(device: &Device, train: &Device) -> Vec<Prepared> {
     let cfg = ModelConfig::default();
     let mut rng = StdRng::seed_from_u64(7);
     let batch = |n: usize, rng: &mut StdRng, d: &Device| {
@@ -336,7 +326,7 @@ fn transformer(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, V
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
     let mut model = Some(cfg.init(VOCAB, train));
-    let step = s.run(train, || {
+    let step = Prepared::new(Measure::TrainStep, MT_BATCH, train, move || {
         let Some(m) = model.take() else { return };
         let memory = m.encode(&src);
         let logits = m.forward(&memory, tgt.ids.clone());
@@ -346,22 +336,26 @@ fn transformer(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, V
         model = Some(optim.step(1e-4, m, grads));
     });
     let net = cfg.init(VOCAB, device);
-    measures(step, MT_BATCH, |n| {
+    let mut inference = |measure: Measure, n: usize| {
         let (src, tgt) = batch(n, &mut rng, device);
-        s.run(device, || {
+        let net = net.clone();
+        Prepared::new(measure, n, device, move || {
             let memory = net.encode(&src);
             // The next-token choice a decoder makes, read back: the full logits would add a
             // 50 MB device-to-host copy that no real use makes.
             let logits = net.forward(&memory, tgt.ids.clone());
             std::hint::black_box(logits.argmax(2).into_data());
         })
-    })
+    };
+    let one = inference(Measure::InferOne, 1);
+    let many = inference(Measure::InferBatch, MT_BATCH);
+    vec![step, one, many]
 }
 
 /// The rating-model step of `profundo_recommend::train` (squared error plus per-example L2,
 /// Adam); inference is the app's top-10 for one user over the catalogue, and rating
 /// predictions for a batch of (user, item) pairs.
-fn factorisation(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure, Vec<f64>)> {
+fn factorisation(device: &Device, train: &Device) -> Vec<Prepared> {
     let mut rng = StdRng::seed_from_u64(7);
     let ids = |n: usize, max: usize, rng: &mut StdRng, d: &Device| {
         let v: Vec<i64> = (0..n).map(|_| rng.random_range(0..max as i64)).collect();
@@ -378,7 +372,7 @@ fn factorisation(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure,
     let (global, reg, reg_bias) = (3.5, 0.1, 0.01);
     let mut optim = AdamConfig::new().init();
     let mut net = Some(FactorNet::new(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01, train));
-    let step = s.run(train, || {
+    let step = Prepared::new(Measure::TrainStep, MF_BATCH, train, move || {
         let Some(m) = net.take() else { return };
         let (pred, reg_f, reg_b) = m.predict(u.clone(), i.clone(), global);
         let data_loss = (pred - y.clone()).powi_scalar(2).mean();
@@ -390,7 +384,7 @@ fn factorisation(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure,
     let module = FactorNet::new(MF_USERS, MF_ITEMS, MF_FACTORS, 0.01, device);
     let served = module.export(global, ModelKind::Mf);
     let mut scores = vec![0f32; MF_ITEMS];
-    let one = s.run(device, || {
+    let one = Prepared::new(Measure::InferOne, 1, device, move || {
         served.score_all(17, &mut scores);
         std::hint::black_box(top_k(&scores, 10, &[]));
     });
@@ -398,15 +392,11 @@ fn factorisation(device: &Device, train: &Device, s: &Sampling) -> Vec<(Measure,
         ids(MF_BATCH, MF_USERS, &mut rng, device),
         ids(MF_BATCH, MF_ITEMS, &mut rng, device),
     );
-    let many = s.run(device, || {
+    let many = Prepared::new(Measure::InferBatch, MF_BATCH, device, move || {
         let (pred, _, _) = module.predict(u.clone(), i.clone(), global);
         std::hint::black_box(pred.into_data());
     });
-    vec![
-        (Measure::TrainStep, step),
-        (Measure::InferOne, one),
-        (Measure::InferBatch, many),
-    ]
+    vec![step, one, many]
 }
 
 /// Forward FLOPs of a [`ConvClassifierConfig`] network for one input: every convolution

@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod bench_models;
 mod bench_recommend;
+mod bench_stats;
 mod bench_workloads;
 mod data;
 mod faces;
