@@ -261,8 +261,12 @@ pub struct BenchModelsArgs {
     pub no_pytorch: bool,
     /// Alternating rounds per measure: each gives one profundo / PyTorch ratio (more rounds,
     /// a narrower interval).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 24)]
     pub rounds: usize,
+    /// Sessions of freshly started worker processes the rounds are spread over (processes
+    /// of one program differ; more sessions, an interval that holds from run to run).
+    #[arg(long, default_value_t = 4)]
+    pub sessions: usize,
     /// Seconds of timed calls per side and measure, spread over the rounds (a burst is at
     /// least one call).
     #[arg(long, default_value_t = 4.0)]

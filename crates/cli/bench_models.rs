@@ -7,8 +7,10 @@
 //! that builds its model once and then answers timing requests over a pipe. For each model
 //! and measure the sides are timed in alternating short bursts, A B then B A, round after
 //! round, so drifts in machine speed hit both alike; each round gives one ratio
-//! (profundo's burst median / PyTorch's), and a row reports the median of those ratios
-//! with a 95% bootstrap interval, "ahead" or "behind" only when the interval excludes 1.
+//! (profundo's burst median / PyTorch's). The rounds run in several sessions of freshly
+//! started workers, because two processes of the same program can differ by more than
+//! their rounds do; a row reports the median of all ratios with a 95% two-stage bootstrap
+//! interval over sessions and rounds, "ahead" or "behind" only when it excludes 1.
 //! Both sides use the same thread count, pinned to the same CPUs where the OS allows; a
 //! worker per model keeps the peak memory reported for a model that model's alone.
 
@@ -22,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::BenchModelsArgs;
 use crate::bench::{peak_rss_mib, percentile, rayon_threads};
-use crate::bench_stats::{Verdict, median, median_interval};
+use crate::bench_stats::{Verdict, clustered_median_interval, median};
 use crate::bench_workloads::{self as workloads, Measure, Workload};
 
 /// The PyTorch twins of the workloads (run with `python -c`).
@@ -92,8 +94,10 @@ struct Row {
     ratio_hi: Option<f64>,
     /// `ahead`, `behind` or `tie` (the interval contains 1).
     verdict: Option<Verdict>,
-    /// Alternating rounds, and the timed calls of each side over all of them.
+    /// Alternating rounds, the sessions of fresh workers they ran in, and the timed calls
+    /// of each side over all of them.
     rounds: usize,
+    sessions: usize,
     profundo_calls: usize,
     pytorch_calls: Option<usize>,
     profundo_gflops: Option<f64>,
@@ -112,6 +116,9 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
     }
     if a.rounds == 0 {
         bail!("--rounds must be at least 1");
+    }
+    if a.sessions == 0 {
+        bail!("--sessions must be at least 1");
     }
     if !(a.seconds >= 0.0 && a.seconds.is_finite()) {
         bail!(
@@ -166,17 +173,19 @@ pub fn models(a: BenchModelsArgs) -> anyhow::Result<()> {
         cpu: cpu.as_ref(),
         pinned: pinned.as_deref(),
         rounds: a.rounds,
+        sessions: a.sessions,
         seconds: a.seconds,
     };
     print_table(&rows, &setup);
     Ok(())
 }
 
-/// Timings of one side of one measure: every call, and each round's burst median.
+/// Timings of one side of one measure: every call, and each round's burst median, grouped
+/// by session.
 #[derive(Debug, Default, Clone)]
 struct SideTimes {
     calls: Vec<f64>,
-    bursts: Vec<f64>,
+    sessions: Vec<Vec<f64>>,
 }
 
 /// One model compared on every side.
@@ -186,8 +195,27 @@ struct Compared {
     pinned: Option<Vec<usize>>,
 }
 
-/// Times every measure of `w` on each profundo backend and (with `python`) in PyTorch, in
-/// alternating rounds.
+/// Starts one worker per side: each profundo backend, then PyTorch (with `python`).
+fn start_sides(
+    w: Workload,
+    backends: &[BackendKind],
+    python: Option<&Path>,
+    threads: usize,
+    a: &BenchModelsArgs,
+) -> anyhow::Result<Vec<WorkerProc>> {
+    let mut sides = Vec::new();
+    for &b in backends {
+        sides.push(WorkerProc::profundo(w, b, threads, a)?);
+    }
+    if let Some(py) = python {
+        sides.push(WorkerProc::pytorch(py, w, threads, a)?);
+    }
+    Ok(sides)
+}
+
+/// Times every measure of `w` on each profundo backend and (with `python`) in PyTorch: in
+/// `--sessions` sessions of freshly started workers, each running its share of the
+/// `--rounds` alternating rounds per measure.
 fn compare(
     w: Workload,
     backends: &[BackendKind],
@@ -195,102 +223,108 @@ fn compare(
     threads: usize,
     a: &BenchModelsArgs,
 ) -> anyhow::Result<Compared> {
-    let mut sides = Vec::new();
-    for &b in backends {
-        sides.push(WorkerProc::profundo(w, b, threads, a)?);
-    }
-    let torch = match python {
-        Some(py) => {
-            sides.push(WorkerProc::pytorch(py, w, threads, a)?);
-            Some(sides.len() - 1)
-        }
-        None => None,
-    };
+    let n_sides = backends.len() + usize::from(python.is_some());
+    let torch = python.map(|_| backends.len());
+    let sessions = a.sessions.clamp(1, a.rounds);
     let burst_ms = 1e3 * a.seconds / a.rounds as f64;
-    let mut rows = Vec::new();
-    for m in Measure::ALL {
-        let name = m.name();
-        // Warm-up (two untimed calls), then three calls to size each side's bursts.
-        let mut burst = Vec::with_capacity(sides.len());
-        for s in &mut sides {
-            s.time(name, 2)?;
-            let each = median(&s.time(name, 3)?).max(1e-6);
-            burst.push(((burst_ms / each).floor() as usize).clamp(1, MAX_BURST_CALLS));
-        }
-        let mut times = vec![SideTimes::default(); sides.len()];
-        for round in 0..a.rounds {
-            // A B ... then ... B A: each side runs first as often as last.
-            let order: Vec<usize> = if round % 2 == 0 {
-                (0..sides.len()).collect()
-            } else {
-                (0..sides.len()).rev().collect()
-            };
-            for i in order {
-                let ms = sides[i].time(name, burst[i])?;
-                times[i].bursts.push(median(&ms));
-                times[i].calls.extend(ms);
+    let mut times = vec![vec![SideTimes::default(); n_sides]; Measure::ALL.len()];
+    let mut batch = vec![0; Measure::ALL.len()];
+    let mut peaks: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); n_sides];
+    let mut accelerator = None;
+    let mut pinned = None;
+    let mut round = 0;
+    for session in 0..sessions {
+        // Rounds split as evenly as they go: 24 over 4 sessions, 6 each.
+        let rounds = (session + 1) * a.rounds / sessions - session * a.rounds / sessions;
+        let mut sides = start_sides(w, backends, python, threads, a)?;
+        for (mi, m) in Measure::ALL.into_iter().enumerate() {
+            let name = m.name();
+            batch[mi] = sides[0].batch(name);
+            // Two untimed warm-up calls; the second sizes the side's bursts.
+            let mut burst = Vec::with_capacity(n_sides);
+            for s in &mut sides {
+                let warm = s.time(name, 2)?;
+                let each = warm.last().copied().unwrap_or(1.0).max(1e-6);
+                burst.push(((burst_ms / each).floor() as usize).clamp(1, MAX_BURST_CALLS));
+            }
+            for t in &mut times[mi] {
+                t.sessions.push(Vec::with_capacity(rounds));
+            }
+            for r in 0..rounds {
+                // A B ... then ... B A: each side runs first as often as last.
+                let order: Vec<usize> = if (round + r) % 2 == 0 {
+                    (0..n_sides).collect()
+                } else {
+                    (0..n_sides).rev().collect()
+                };
+                for i in order {
+                    let ms = sides[i].time(name, burst[i])?;
+                    let t = &mut times[mi][i];
+                    if let Some(bursts) = t.sessions.last_mut() {
+                        bursts.push(median(&ms));
+                    }
+                    t.calls.extend(ms);
+                }
             }
         }
+        round += rounds;
+        for (i, s) in sides.into_iter().enumerate() {
+            if let Reply::Done {
+                peak_mib,
+                gpu_peak_mib,
+                device_name,
+                pinned: p,
+            } = s.finish()?
+            {
+                let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(x), Some(y)) => Some(x.max(y)),
+                    (x, y) => x.or(y),
+                };
+                peaks[i] = (max(peaks[i].0, peak_mib), max(peaks[i].1, gpu_peak_mib));
+                accelerator = accelerator.or(device_name);
+                pinned = pinned.or(p);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (mi, m) in Measure::ALL.into_iter().enumerate() {
         for (i, b) in backends.iter().enumerate() {
-            let ours = &times[i];
-            let theirs = torch.map(|t| &times[t]);
-            let ratios: Option<Vec<f64>> = theirs.map(|t| {
-                ours.bursts
+            let ours = &times[mi][i];
+            let theirs = torch.map(|t| &times[mi][t]);
+            // One group of per-round ratios per session.
+            let groups: Option<Vec<Vec<f64>>> = theirs.map(|t| {
+                ours.sessions
                     .iter()
-                    .zip(&t.bursts)
-                    .map(|(o, p)| o / p)
+                    .zip(&t.sessions)
+                    .map(|(o, p)| o.iter().zip(p).map(|(o, p)| o / p).collect())
                     .collect()
             });
-            let interval = ratios.as_deref().map(median_interval);
+            let interval = groups.as_deref().map(clustered_median_interval);
             let mut sorted = ours.calls.clone();
             sorted.sort_by(f64::total_cmp);
             rows.push(Row {
                 model: w.name().into(),
                 backend: b.to_string(),
-                measure: name.into(),
-                batch: sides[i].batch(name),
+                measure: m.name().into(),
+                batch: batch[mi],
                 profundo_ms: median(&ours.calls),
                 profundo_p95_ms: percentile(&sorted, 0.95),
                 pytorch_ms: theirs.map(|t| median(&t.calls)),
-                ratio: ratios.as_deref().map(median),
+                ratio: groups.as_ref().map(|g| median(&g.concat())),
                 ratio_lo: interval.map(|(lo, _)| lo),
                 ratio_hi: interval.map(|(_, hi)| hi),
                 verdict: interval.map(|(lo, hi)| Verdict::of(lo, hi)),
-                rounds: a.rounds,
+                rounds: round,
+                sessions,
                 profundo_calls: ours.calls.len(),
                 pytorch_calls: theirs.map(|t| t.calls.len()),
                 profundo_gflops: None,
                 pytorch_gflops: None,
                 peak_gflops: None,
-                profundo_peak_mib: None,
-                pytorch_peak_mib: None,
-                pytorch_gpu_peak_mib: None,
+                profundo_peak_mib: peaks[i].0,
+                pytorch_peak_mib: torch.and_then(|t| peaks[t].0),
+                pytorch_gpu_peak_mib: torch.and_then(|t| peaks[t].1),
             });
-        }
-    }
-    let mut accelerator = None;
-    let mut pinned = None;
-    let mut peaks = Vec::new();
-    for s in sides {
-        let done = s.finish()?;
-        if let Reply::Done {
-            peak_mib,
-            gpu_peak_mib,
-            device_name,
-            pinned: p,
-        } = done
-        {
-            accelerator = accelerator.or(device_name);
-            pinned = pinned.or(p);
-            peaks.push((peak_mib, gpu_peak_mib));
-        }
-    }
-    for (k, r) in rows.iter_mut().enumerate() {
-        let i = k % backends.len();
-        r.profundo_peak_mib = peaks.get(i).and_then(|p| p.0);
-        if let Some(t) = torch {
-            r.pytorch_peak_mib = peaks.get(t).and_then(|p| p.0);
-            r.pytorch_gpu_peak_mib = peaks.get(t).and_then(|p| p.1);
         }
     }
     Ok(Compared {
@@ -654,6 +688,7 @@ struct Setup<'a> {
     cpu: Option<&'a CpuPeak>,
     pinned: Option<&'a [usize]>,
     rounds: usize,
+    sessions: usize,
     seconds: f64,
 }
 
@@ -680,8 +715,10 @@ fn print_table(rows: &[Row], s: &Setup) {
         ),
     }
     println!(
-        "{} alternating rounds per measure (A B, B A, ...), bursts of about {:.0} ms per side",
+        "{} alternating rounds per measure (A B, B A, ...) in {} sessions of fresh worker \
+         processes, bursts of about {:.0} ms per side",
         s.rounds,
+        s.sessions.clamp(1, s.rounds),
         1e3 * s.seconds / s.rounds as f64
     );
     if let Some(c) = s.cpu {
@@ -729,7 +766,7 @@ fn print_table(rows: &[Row], s: &Setup) {
     println!(
         "\nms: median of every timed call, each waited on until the device has finished it. \
          ratio: median over the rounds of profundo's burst median / PyTorch's, with its 95% \
-         bootstrap interval; \"ahead\" / \"behind\" only when the interval excludes 1. FLOPs \
+         bootstrap interval (sessions, then rounds, resampled); \"ahead\" / \"behind\" only when the interval excludes 1. FLOPs \
          are counted from the layer shapes (a training step as three forward passes); the \
          recommender rows are memory-bound and have none. Peak MiB is host memory; on CUDA \
          PyTorch's allocator peak is added (LibTorch's is not exposed to tch)."

@@ -51,6 +51,39 @@ pub fn median_interval(xs: &[f64]) -> (f64, f64) {
     (at(0.025), at(0.975))
 }
 
+/// The 95% interval of the median of all values in `groups` by a two-stage (cluster)
+/// bootstrap: each resample draws as many groups as there are, with replacement, then
+/// each drawn group's values with replacement, and takes the median of the pooled draw.
+/// A group is one session of freshly started worker processes: rounds within a session
+/// share the processes' state (memory layout, library choices), which can differ from one
+/// process to the next by more than rounds differ, so only resampling whole sessions gives
+/// an interval that the next run's sessions fall in.
+pub fn clustered_median_interval(groups: &[Vec<f64>]) -> (f64, f64) {
+    let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    match groups.len() {
+        0 => return (f64::NAN, f64::NAN),
+        1 => return median_interval(groups[0]),
+        _ => {}
+    }
+    let mut rng = StdRng::seed_from_u64(0x5eed_b007);
+    let mut pooled = Vec::new();
+    let mut medians: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            pooled.clear();
+            for _ in 0..groups.len() {
+                let g = groups[rng.random_range(0..groups.len())];
+                for _ in 0..g.len() {
+                    pooled.push(g[rng.random_range(0..g.len())]);
+                }
+            }
+            median(&pooled)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    let at = |p: f64| medians[((RESAMPLES - 1) as f64 * p).round() as usize];
+    (at(0.025), at(0.975))
+}
+
 /// How profundo compares with the other side, given the interval of the time ratio
 /// (profundo / other): only an interval that excludes 1.0 is a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -115,6 +148,27 @@ mod tests {
         assert_eq!(Verdict::of(lo2, hi2), Verdict::Behind);
         // The same timings give the same interval.
         assert_eq!(median_interval(&few), (lo, hi));
+    }
+
+    #[test]
+    fn sessions_that_disagree_widen_the_interval_beyond_their_rounds() {
+        // Four sessions, each steady within itself (+-0.1%) but at its own level: the
+        // rounds alone claim more certainty than the sessions support.
+        let steady = |x: f64| vec![x, x * 1.001, x * 0.999, x, x * 1.0005, x * 0.9995];
+        let groups = vec![steady(0.95), steady(1.0), steady(1.05), steady(1.1)];
+        let pooled: Vec<f64> = groups.concat();
+        let (lo, hi) = median_interval(&pooled);
+        let (clo, chi) = clustered_median_interval(&groups);
+        assert!(chi - clo > 1.5 * (hi - lo), "{clo}..{chi} vs {lo}..{hi}");
+        assert!(clo <= lo && chi >= hi, "{clo}..{chi} vs {lo}..{hi}");
+        // Sessions that agree give about the rounds' interval.
+        let agree = vec![steady(0.8), steady(0.8), steady(0.8)];
+        let (alo, ahi) = clustered_median_interval(&agree);
+        assert!(ahi - alo < 0.01 && alo > 0.79, "{alo}..{ahi}");
+        assert_eq!(
+            clustered_median_interval(&[steady(0.7)]),
+            median_interval(&steady(0.7))
+        );
     }
 
     #[test]
