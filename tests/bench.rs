@@ -137,24 +137,27 @@ echo '{{"reply":"done","peak_mib":1.5,"pinned":null}}'
 #[test]
 fn bench_models_alternates_rounds_and_reports_ratio_intervals_and_verdicts() {
     let dir = tempfile::tempdir().unwrap();
+    // `bench models --models recommend-mf --python PYTHON --rounds N --seconds 0 [extra]`.
+    let args = |python: &std::path::Path, rounds: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["bench", "models", "--models", "recommend-mf", "--python"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.push(python.to_str().unwrap().to_string());
+        v.extend(
+            ["--rounds", rounds, "--seconds", "0"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
     // Every PyTorch call "takes" 50 ms: the factorisation is far faster on any machine.
     let python = fake_python(dir.path(), "50.0", false);
-    let out = ok(
-        dir.path(),
-        &[
-            "bench",
-            "models",
-            "--models",
-            "recommend-mf",
-            "--python",
-            python.to_str().unwrap(),
-            "--rounds",
-            "5",
-            "--seconds",
-            "0",
-            "--json",
-        ],
-    );
+    let out = ok(dir.path(), &strs(&args(&python, "5", &["--json"])));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(rows.len(), 3);
     for r in &rows {
@@ -174,21 +177,7 @@ fn bench_models_alternates_rounds_and_reports_ratio_intervals_and_verdicts() {
         );
         assert_eq!(f("pytorch_peak_mib"), 1.5);
     }
-    let table = ok(
-        dir.path(),
-        &[
-            "bench",
-            "models",
-            "--models",
-            "recommend-mf",
-            "--python",
-            python.to_str().unwrap(),
-            "--rounds",
-            "3",
-            "--seconds",
-            "0",
-        ],
-    );
+    let table = ok(dir.path(), &strs(&args(&python, "3", &[])));
     assert!(
         table.stdout.contains("3 alternating rounds"),
         "{}",
@@ -199,18 +188,7 @@ fn bench_models_alternates_rounds_and_reports_ratio_intervals_and_verdicts() {
     let dying = fake_python(dir.path(), "1.0", true);
     fails_with(
         dir.path(),
-        &[
-            "bench",
-            "models",
-            "--models",
-            "recommend-mf",
-            "--python",
-            dying.to_str().unwrap(),
-            "--rounds",
-            "2",
-            "--seconds",
-            "0",
-        ],
+        &strs(&args(&dying, "2", &[])),
         &["PyTorch recommend-mf worker stopped answering"],
     );
     fails_with(

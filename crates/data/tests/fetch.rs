@@ -135,6 +135,25 @@ fn dest(tmp: &Path) -> PathBuf {
     tmp.join("data").join("toy")
 }
 
+/// Serves `reply` once, fetches from it into a fresh data folder, checks that the fetch
+/// failed and left nothing behind; returns the error text and the URL.
+fn failed_fetch(reply: Reply) -> (String, String) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (url, server) = serve(reply, 1);
+    let e = fetch_files(
+        "toy",
+        &manifest(),
+        &dest(tmp.path()),
+        &url,
+        &FetchOptions::default(),
+    )
+    .expect_err("the fetch must fail")
+    .to_string();
+    server.join().expect("server");
+    assert_nothing_left(&tmp.path().join("data"));
+    (e, url)
+}
+
 #[test]
 fn a_good_zip_over_http_is_unpacked_checked_and_placed() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -213,87 +232,39 @@ fn a_tar_gz_file_and_a_folder_are_local_sources() {
 
 #[test]
 fn a_wrong_checksum_names_the_file_and_places_nothing() {
-    let tmp = tempfile::tempdir().expect("tmp");
     let tampered = [("a.txt", &b"alpha, edited\n"[..]), FILES[1]];
-    let (url, server) = serve(Reply::Body(zip_of("", &tampered)), 1);
-    let e = fetch_files(
-        "toy",
-        &manifest(),
-        &dest(tmp.path()),
-        &url,
-        &FetchOptions::default(),
-    )
-    .expect_err("checksum")
-    .to_string();
-    server.join().expect("server");
+    let (e, _) = failed_fetch(Reply::Body(zip_of("", &tampered)));
     assert!(
         e.contains("a.txt") && e.contains("differ from their checksum"),
         "{e}"
     );
     assert!(!e.contains("b.bin"), "{e}");
-    assert_nothing_left(&tmp.path().join("data"));
 }
 
 #[test]
 fn a_truncated_archive_is_refused() {
-    let tmp = tempfile::tempdir().expect("tmp");
     let mut zip = zip_of("", FILES);
     zip.truncate(zip.len() / 2);
-    let (url, server) = serve(Reply::Body(zip), 1);
-    let e = fetch_files(
-        "toy",
-        &manifest(),
-        &dest(tmp.path()),
-        &url,
-        &FetchOptions::default(),
-    )
-    .expect_err("truncated")
-    .to_string();
-    server.join().expect("server");
+    let (e, url) = failed_fetch(Reply::Body(zip));
     assert!(e.contains(&url) && e.contains("zip archive"), "{e}");
-    assert_nothing_left(&tmp.path().join("data"));
 }
 
 #[test]
 fn a_404_is_named_with_its_url() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (url, server) = serve(Reply::NotFound, 1);
-    let e = fetch_files(
-        "toy",
-        &manifest(),
-        &dest(tmp.path()),
-        &url,
-        &FetchOptions::default(),
-    )
-    .expect_err("404")
-    .to_string();
-    server.join().expect("server");
+    let (e, url) = failed_fetch(Reply::NotFound);
     assert!(e.contains(&url) && e.contains("HTTP 404"), "{e}");
-    assert_nothing_left(&tmp.path().join("data"));
 }
 
 #[test]
 fn a_server_closing_mid_transfer_is_an_error_not_a_dataset() {
-    let tmp = tempfile::tempdir().expect("tmp");
     let zip = zip_of("", FILES);
     let half = zip.len() / 2;
-    let (url, server) = serve(Reply::CloseAfter(zip, half), 1);
-    let e = fetch_files(
-        "toy",
-        &manifest(),
-        &dest(tmp.path()),
-        &url,
-        &FetchOptions::default(),
-    )
-    .expect_err("closed early")
-    .to_string();
-    server.join().expect("server");
+    let (e, url) = failed_fetch(Reply::CloseAfter(zip, half));
     assert!(e.contains(&url), "{e}");
     assert!(
         e.contains("broke off") || e.contains("truncated"),
         "the error should say the transfer ended early: {e}"
     );
-    assert_nothing_left(&tmp.path().join("data"));
 }
 
 #[test]
