@@ -376,21 +376,7 @@ fn two_runs_of_one_pipeline_at_once_both_finish_and_share_one_cache() {
     assert_eq!(runs.len(), 2, "two complete run directories");
     // Whichever started second (waiting for the lock or not, depending on timing), no stage
     // was computed twice: the second found the first one's outputs in the cache.
-    let outcomes = |run: &Path| -> Vec<(String, String)> {
-        let status = json(&std::fs::read_to_string(run.join("status.json")).unwrap());
-        status["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap().to_string(),
-                    s["outcome"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    let (oa, ob) = (outcomes(&runs[0]), outcomes(&runs[1]));
+    let (oa, ob) = (stage_outcomes(&runs[0]), stage_outcomes(&runs[1]));
     for ((stage, a), (_, b)) in oa.iter().zip(&ob) {
         assert!(
             !(a == "ran" && b == "ran"),

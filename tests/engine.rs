@@ -113,23 +113,7 @@ fn until_from_and_force_select_what_runs() {
     let (tmp, pipeline) = setup("tiny-select", 2);
     let dir = tmp.path();
     let p = pipeline.to_str().unwrap();
-    let outcomes = |out: &Out| -> Vec<(String, String)> {
-        let st: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(run_dir(out, dir).join("status.json")).unwrap(),
-        )
-        .unwrap();
-        st["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap().to_string(),
-                    s["outcome"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
+    let outcomes = |out: &Out| stage_outcomes(&run_dir(out, dir));
     let until = ok(dir, &["run", p, "--until", "features"]);
     let o = outcomes(&until);
     assert!(

@@ -197,6 +197,23 @@ pub fn metrics(run: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap()
 }
 
+/// `(stage, outcome)` for every stage of a run, from its `status.json` (`ran`, `cached`, ...).
+pub fn stage_outcomes(run: &Path) -> Vec<(String, String)> {
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("status.json")).unwrap()).unwrap();
+    status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The run directory printed by `profundo run` (`run: PATH`).
 pub fn run_dir(out: &Out, cwd: &Path) -> PathBuf {
     let line = out

@@ -28,42 +28,21 @@ pub fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// The 95% percentile-bootstrap interval of the median of `xs`: `xs` resampled with
-/// replacement 2,000 times (a fixed seed, so a run's table is reproducible from its
-/// timings), the 2.5th and 97.5th percentiles of the resampled medians.
-pub fn median_interval(xs: &[f64]) -> (f64, f64) {
-    if xs.len() < 2 {
-        let m = median(xs);
-        return (m, m);
-    }
-    let mut rng = StdRng::seed_from_u64(0x5eed_b007);
-    let mut sample = vec![0.0; xs.len()];
-    let mut medians: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            for s in sample.iter_mut() {
-                *s = xs[rng.random_range(0..xs.len())];
-            }
-            median(&sample)
-        })
-        .collect();
-    medians.sort_by(f64::total_cmp);
-    let at = |p: f64| medians[((RESAMPLES - 1) as f64 * p).round() as usize];
-    (at(0.025), at(0.975))
-}
-
 /// The 95% interval of the median of all values in `groups` by a two-stage (cluster)
-/// bootstrap: each resample draws as many groups as there are, with replacement, then
-/// each drawn group's values with replacement, and takes the median of the pooled draw.
-/// A group is one session of freshly started worker processes: rounds within a session
-/// share the processes' state (memory layout, library choices), which can differ from one
-/// process to the next by more than rounds differ, so only resampling whole sessions gives
-/// an interval that the next run's sessions fall in.
+/// bootstrap: each of 2,000 resamples draws as many groups as there are, with replacement,
+/// then each drawn group's values with replacement, and takes the median of the pooled
+/// draw; the interval is the 2.5th and 97.5th percentiles of those medians (a fixed seed,
+/// so a run's table is reproducible from its timings). A group is one session of freshly
+/// started worker processes: rounds within a session share the processes' state (memory
+/// layout, library choices), which can differ from one process to the next by more than
+/// rounds differ, so only resampling whole sessions gives an interval that the next run's
+/// sessions fall in. With one group this is the plain bootstrap of the median.
 pub fn clustered_median_interval(groups: &[Vec<f64>]) -> (f64, f64) {
     let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
-    match groups.len() {
-        0 => return (f64::NAN, f64::NAN),
-        1 => return median_interval(groups[0]),
-        _ => {}
+    if groups.iter().map(|g| g.len()).sum::<usize>() < 2 {
+        let all: Vec<f64> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+        let m = median(&all);
+        return (m, m);
     }
     let mut rng = StdRng::seed_from_u64(0x5eed_b007);
     let mut pooled = Vec::new();
@@ -122,6 +101,11 @@ impl Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One session of rounds: the plain bootstrap of the median.
+    fn median_interval(xs: &[f64]) -> (f64, f64) {
+        clustered_median_interval(&[xs.to_vec()])
+    }
 
     #[test]
     fn medians_of_odd_even_and_empty_samples() {

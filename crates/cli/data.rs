@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use profundo_data::location::{data_dir, data_dir_origin};
-use profundo_data::verify::{present_at, verify_at};
+use profundo_data::verify::verify_at;
 use profundo_data::{Catalog, Dataset};
 use serde::Serialize;
 
@@ -139,21 +139,18 @@ fn verify(a: DataVerifyArgs) -> anyhow::Result<()> {
                 println!("{:<19} FAILED", d.name);
             }
         }
-        if !report.ok() {
-            failed.push(report.clone().into_result().map(|_| ()).unwrap_err());
+        if let Err(e) = report.clone().into_result() {
+            failed.push(e.to_string());
         }
         reports.push(report);
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
-    match failed.len() {
-        0 => Ok(()),
-        _ => {
-            let lines: Vec<String> = failed.iter().map(ToString::to_string).collect();
-            anyhow::bail!("{}", lines.join("\n"))
-        }
+    if !failed.is_empty() {
+        anyhow::bail!("{}", failed.join("\n"));
     }
+    Ok(())
 }
 
 fn fetch(a: DataFetchArgs) -> anyhow::Result<()> {
@@ -184,6 +181,5 @@ fn fetch(a: DataFetchArgs) -> anyhow::Result<()> {
             report.path.display()
         );
     }
-    debug_assert!(present_at(d, &report.path).unwrap_or(false));
     Ok(())
 }

@@ -95,23 +95,30 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fails before anything runs when the pipeline reads a catalogued dataset that is not in
-/// the data folder, saying how to get it (instead of a stage failing on a missing folder).
+/// Fails before anything runs when a stage reads (declares in `reads`, as for its cache
+/// key) a catalogued dataset that is not in the data folder, saying how to get it instead
+/// of a stage failing later on a missing folder.
 fn check_datasets(pipeline: &spec::Pipeline) -> anyhow::Result<()> {
-    let text = pipeline.resolved_toml();
     let catalog = profundo_data::Catalog::builtin()?;
-    for d in catalog.datasets.iter().filter(|d| !d.shipped) {
-        let at = d.location();
-        if text.contains(&at.display().to_string()) && !profundo_data::verify::present_at(d, &at)? {
-            anyhow::bail!(
-                "{}: pipeline `{}` reads the dataset `{}` ({}) at {}, which is not there; {}",
-                pipeline.file.display(),
-                pipeline.meta.name,
-                d.name,
-                d.title,
-                at.display(),
-                d.fetch_hint()
-            );
+    let pipeline_dir = pipeline.file.parent().unwrap_or(Path::new(""));
+    for path in pipeline
+        .stages
+        .iter()
+        .flat_map(|st| st.prepared.reads(pipeline_dir))
+    {
+        for d in catalog.datasets.iter().filter(|d| !d.shipped) {
+            let at = d.location();
+            if path.starts_with(&at) && !profundo_data::verify::present_at(d, &at)? {
+                anyhow::bail!(
+                    "{}: pipeline `{}` reads the dataset `{}` ({}) at {}, which is not there; {}",
+                    pipeline.file.display(),
+                    pipeline.meta.name,
+                    d.name,
+                    d.title,
+                    at.display(),
+                    d.fetch_hint()
+                );
+            }
         }
     }
     Ok(())

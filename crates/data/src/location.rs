@@ -11,22 +11,29 @@ pub const DATA_ENV: &str = "PROFUNDO_DATA";
 /// Set to `1` to make a test whose dataset is missing fail instead of skipping (CI sets it).
 pub const REQUIRE_ENV: &str = "PROFUNDO_REQUIRE_DATA";
 
+/// `$PROFUNDO_DATA` when it is set and not empty.
+fn from_env() -> Option<PathBuf> {
+    std::env::var_os(DATA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The data folder: `$PROFUNDO_DATA` when set and not empty, else `profundo` in the
 /// platform's data directory, else `.profundo-data` in the current directory (no home).
 pub fn data_dir() -> PathBuf {
-    match std::env::var_os(DATA_ENV) {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => dirs::data_dir()
+    from_env().unwrap_or_else(|| {
+        dirs::data_dir()
             .map(|d| d.join("profundo"))
-            .unwrap_or_else(|| PathBuf::from(".profundo-data")),
-    }
+            .unwrap_or_else(|| PathBuf::from(".profundo-data"))
+    })
 }
 
 /// How [`data_dir`] was chosen, for messages: `$PROFUNDO_DATA` or `default`.
 pub fn data_dir_origin() -> &'static str {
-    match std::env::var_os(DATA_ENV) {
-        Some(v) if !v.is_empty() => "$PROFUNDO_DATA",
-        _ => "default",
+    if from_env().is_some() {
+        "$PROFUNDO_DATA"
+    } else {
+        "default"
     }
 }
 
