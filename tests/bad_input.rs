@@ -104,7 +104,7 @@ fn missing_and_misspelled_inputs() {
 fn wrong_artifact_type_is_caught_before_running() {
     validate_fails(
         &format!(
-            "{HEAD}{}[stages.split]\nkind = \"split.by_group\"\ninputs = [\"audio\"]\nleave_one_out = true\n\n[stages.train]\nkind = \"train.classifier\"\ninputs = [\"audio\", \"split\"]\n",
+            "{HEAD}{}[stages.split]\nkind = \"split.by_group\"\ninputs = [\"audio\"]\nleave_one_out = true\n\n[stages.train]\nkind = \"speech.train\"\ninputs = [\"audio\", \"split\"]\n",
             stage_audio("x")
         ),
         &["input `features` expects `features` but stage `audio` produces `audio`"],

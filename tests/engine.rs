@@ -156,7 +156,7 @@ fn list_and_validate_describe_the_stage_kinds() {
         "speech.augment",
         "split.by_group",
         "split.by_pattern",
-        "train.classifier",
+        "speech.train",
         "eval.classification",
         "export.model",
         "faces.load_images",

@@ -107,14 +107,15 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["kind"], "face_embedder");
-    assert_eq!(manifest["features"]["kind"], "faces.load_images");
-    assert_eq!(manifest["features"]["height"], 28);
-    assert!(manifest["decision"]["threshold"].is_number());
-    assert_eq!(manifest["decision"]["members"], 2);
+    assert_eq!(manifest["version"], 2);
+    assert_eq!(manifest["domain"], "faces");
+    assert_eq!(manifest["model"]["preprocess"]["height"], 28);
+    assert!(manifest["threshold"]["value"].is_number());
+    assert_eq!(manifest["model"]["members"], 2);
     assert!(run.join("model/model.safetensors").is_file());
     assert!(run.join("model/member-1.safetensors").is_file());
-    assert!(manifest["metrics"]["model"]["mean"]["eer"].is_number());
+    assert!(manifest["metrics"]["eer"].is_number());
+    assert!(manifest["metrics"]["closed_set_accuracy"].is_number());
 
     let model = run.to_str().unwrap();
     let img = |p: usize, i: usize| root.join(format!("person{p}/{i}.png"));
@@ -328,9 +329,13 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
     let manifest_path = model_dir.join("manifest.json");
     let mut bad: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    bad["decision"]["members"] = 0.into();
+    bad["model"]["members"] = 0.into();
     std::fs::write(&manifest_path, bad.to_string()).unwrap();
-    verify_fails(&model_dir, &["model", "manifest `decision.members` is 0"]);
+    verify_fails(&model_dir, &["manifest.json", "`model.members` is 0"]);
+    // So is one with a field of the wrong type, named with its path.
+    bad["model"]["members"] = "two".into();
+    std::fs::write(&manifest_path, bad.to_string()).unwrap();
+    verify_fails(&model_dir, &["manifest.json", "field `model.members`"]);
 
     // A speech model is not a face model.
     let bad_model = dir.join("not-a-model");
@@ -352,12 +357,12 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
             "kind = \"split.by_pattern\"\ninputs = [\"faces\"]\ntest = \"/[56]$\"\nname = \"closed\"",
             "kind = \"split.by_group\"\ninputs = [\"faces\"]\ngroup_folds = 3",
         )
-        .replace("members = 2", "members = 1")
+        .replace("members = 2", "members = 1\ncenter = true\nwhiten = 0.1")
         // The shipped open-set head: the apps must rebuild it from the manifest.
         .replace("embedding_dim = 16", "embedding_dim = 16\nhead = \"flatten\"")
         .replace(
             "inputs = { embeddings = \"train\", baseline = \"eigenfaces\" }",
-            "inputs = { embeddings = \"train\" }\nthreshold = \"other_folds\"\ntarget_far = 0.05\ncenter = true\nwhiten = 0.1",
+            "inputs = { embeddings = \"train\" }\nthreshold = \"other_folds\"\ntarget_far = 0.05",
         )
         .replace(
             "inputs = [\"train\", \"evaluate\"]",
@@ -394,39 +399,38 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
         );
         assert!(fold["open_set"]["rejection_rate_not_enrolled"].is_number());
     }
-    let decision = &m["evaluate"]["decision"]["groups-2"];
-    assert_eq!(decision["threshold"].as_f64(), Some(judged("groups-2")));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["training"]["fold"], "groups-2");
-    assert_eq!(manifest["model"]["head"], "flatten");
+    assert_eq!(manifest["model"]["training"]["fold"], "groups-2");
+    assert_eq!(manifest["model"]["network"]["head"], "flatten");
     assert_eq!(
-        manifest["decision"]["threshold"].as_f64(),
+        manifest["threshold"]["value"].as_f64(),
         Some(judged("groups-2")),
         "the app decides at the calibrated threshold"
     );
     assert!(
-        manifest["decision"]["rule"]
+        manifest["threshold"]["rule"]
             .as_str()
             .unwrap()
             .contains("at FAR 5% of the other 2 folds")
     );
-    assert!(manifest["metrics"].get("decision").is_none());
+    assert!(manifest["metrics"]["open_set_rejection"].is_number());
 
     // Centring and whitening: the exported model carries its fold's mean training
     // embedding and whitening matrix, and the apps apply both (the same file twice still
     // scores 1).
-    let center = manifest["decision"]["center"].as_array().unwrap();
-    let dim = manifest["model"]["embedding_dim"].as_u64().unwrap();
+    let center = manifest["model"]["center"].as_array().unwrap();
+    let dim = manifest["model"]["network"]["embedding_dim"]
+        .as_u64()
+        .unwrap();
     assert_eq!(center.len() as u64, dim);
-    let whiten = &manifest["decision"]["whiten"];
+    let whiten = &manifest["model"]["whiten"];
     assert_eq!(whiten["block"].as_u64(), Some(dim));
     assert_eq!(
         whiten["matrices"][0].as_array().unwrap().len() as u64,
         dim * dim
     );
-    assert_eq!(decision["center"].as_array().unwrap().len(), center.len());
     let model_dir = run.join("model");
     let model = model_dir.to_str().unwrap();
     let image = root.join("person1/2.png");
@@ -449,7 +453,7 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
     ];
     for (field, value, problem) in cases {
         let mut broken = manifest.clone();
-        broken["decision"][field] = value;
+        broken["model"][field] = value;
         std::fs::write(
             model_dir.join("manifest.json"),
             serde_json::to_string(&broken).unwrap(),
@@ -458,7 +462,7 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
         fails_with(
             dir,
             &["faces", "verify", "--model", model, image, image],
-            &[&format!("decision.{field}"), problem],
+            &[&format!("model.{field}"), problem],
         );
     }
 }
@@ -581,9 +585,9 @@ fn needs_data_orl_open_set_verification_and_enrollment_of_unseen_people() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["training"]["fold"], "groups-1");
+    assert_eq!(manifest["model"]["training"]["fold"], "groups-1");
     assert_eq!(
-        manifest["labels"].as_array().unwrap().len(),
+        manifest["model"]["people"].as_array().unwrap().len(),
         24,
         "trained on 24 people only"
     );

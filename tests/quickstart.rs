@@ -49,14 +49,15 @@ fn quickstart_trains_evaluates_exports_and_serves() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["labels"].as_array().unwrap().len(), 10);
-    assert_eq!(manifest["features"]["kind"], "speech.mfcc");
+    assert_eq!(manifest["domain"], "speech");
+    assert_eq!(manifest["model"]["labels"].as_array().unwrap().len(), 10);
+    assert_eq!(manifest["model"]["features"]["kind"], "speech.mfcc");
     assert_eq!(
-        manifest["features"]["pre_emphasis"], 0.97,
+        manifest["model"]["features"]["pre_emphasis"], 0.97,
         "the app must prepare clips as training did"
     );
     assert_eq!(
-        manifest["training"]["fold"], "final",
+        manifest["model"]["training"]["fold"], "final",
         "the exported model is trained on all speakers"
     );
     let latest = runs.join("quickstart/latest");
@@ -216,10 +217,10 @@ fn quickstart_trains_evaluates_exports_and_serves() {
         &std::fs::read_to_string(spk_run.join("model/manifest.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(manifest["features"]["normalize"], "speaker");
-    assert_eq!(manifest["training"]["batch_norm"], "group");
+    assert_eq!(manifest["model"]["features"]["normalize"], "speaker");
+    assert_eq!(manifest["model"]["batch_norm"], "group");
     assert_eq!(
-        manifest["training"]["views"],
+        manifest["model"]["views"],
         serde_json::json!(["speed=0.9", "speed=1.1"]),
         "the final model lists the views its apps must average"
     );

@@ -330,7 +330,7 @@ fn bad_rating_tables_and_cold_start_users_in_a_pipeline() {
         &["run", p.to_str().unwrap(), "--runs-dir", runs],
         &["test_fraction", "(0, 1)"],
     );
-    // The exported model answers; one whose manifest says another kind is refused.
+    // The exported model answers; one whose manifest names another domain is refused.
     let run_s = run.to_str().unwrap();
     let a = json(
         &ok(
@@ -345,7 +345,7 @@ fn bad_rating_tables_and_cold_start_users_in_a_pipeline() {
     let manifest = std::fs::read_to_string(run.join("model/manifest.json")).unwrap();
     std::fs::write(
         other.join("manifest.json"),
-        manifest.replace("\"kind\": \"recommender\"", "\"kind\": \"conv_classifier\""),
+        manifest.replace("\"domain\": \"recommend\"", "\"domain\": \"speech\""),
     )
     .unwrap();
     fails_with(
@@ -357,7 +357,7 @@ fn bad_rating_tables_and_cold_start_users_in_a_pipeline() {
             "--user",
             "3",
         ],
-        &["not a recommender"],
+        &["this is a speech model", "not a recommend model"],
     );
     // A corrupt model file is named.
     let corrupt = dir.join("corrupt");

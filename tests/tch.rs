@@ -13,9 +13,10 @@ use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use profundo_core::backend::{self, BackendKind};
 use profundo_core::manifest::{load_weights, save_weights};
-use profundo_core::model::{Classifier, ConvClassifierConfig};
+use profundo_core::model::Classifier;
 use profundo_faces::model::EmbeddingNetConfig;
 use profundo_recommend::train::FactorNet;
+use profundo_speech::model::ConvClassifierConfig;
 use profundo_translate::model::{ModelConfig, Padded};
 use util::*;
 

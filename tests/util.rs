@@ -160,7 +160,7 @@ inputs = ["audio"]
 frames = 32
 
 [stages.train]
-kind = "train.classifier"
+kind = "speech.train"
 inputs = ["features", "split"]
 valid_fraction = 0.2
 

@@ -10,10 +10,11 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use profundo_core::model::{Classifier, ConvClassifierConfig};
+use profundo_core::model::Classifier;
 use profundo_faces::model::{EmbeddingNetConfig, MarginLoss, MarginModel};
 use profundo_recommend::factors::top_k;
 use profundo_recommend::train::{FactorNet, ModelKind};
+use profundo_speech::model::ConvClassifierConfig;
 use profundo_translate::model::{ModelConfig, Padded};
 use profundo_translate::train::smoothed_loss;
 use rand::rngs::StdRng;
@@ -257,7 +258,7 @@ struct ClassifierSpec {
 }
 
 impl ClassifierSpec {
-    /// The training step of `profundo_core::train::train_classifier` on `model` (AdamW with
+    /// The training step of `profundo_core::train::TrainRun::fit` on `model` (AdamW with
     /// decoupled weight decay, cross-entropy, the loss read back every step), then `infer`
     /// on standard-normal inputs of one item and of a batch.
     fn prepare<M: Classifier + 'static>(

@@ -119,7 +119,7 @@ mod tests {
         };
         let stage: anyhow::Error = profundo_pipeline::PipelineError::Stage {
             stage: "train".into(),
-            kind: "train.classifier".into(),
+            kind: "speech.train".into(),
             source: device.into(),
         }
         .into();

@@ -68,6 +68,14 @@ pub enum CoreError {
         /// Why it is invalid.
         message: String,
     },
+    /// A model manifest is missing, of another version or domain, or has a bad field.
+    #[error("{path}: {message}")]
+    Manifest {
+        /// The manifest (or the directory that lacks one).
+        path: PathBuf,
+        /// What is wrong, naming the field.
+        message: String,
+    },
     /// A plot could not be drawn.
     #[error("{path}: cannot draw plot: {message}")]
     Plot {

@@ -3,7 +3,8 @@
 //! - [`backend`]: picks the Burn device (`flex` by default) from a name, at run time.
 //! - [`train`]: one training loop with seeding, early stopping, checkpoints, resume, NaN
 //!   detection, learning-rate schedules and a wall-clock budget.
-//! - [`model`]: a small convolutional classifier over `[channels, height, width]` inputs.
+//! - [`model`]: what the loop needs of a network (the [`model::Classifier`] trait, batch-norm
+//!   statistics, global average pooling); the networks live in the domains.
 //! - [`manifest`]: the `manifest.json` that lets an app load a model without its pipeline.
 //! - [`metrics`]: classification metrics (accuracy, top-k, confusion matrix, P/R/F1).
 //! - [`plots`]: training curves and confusion matrices as PNG.

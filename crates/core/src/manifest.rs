@@ -1,70 +1,225 @@
-//! Model directories: `model.safetensors` (burn-store) plus `manifest.json`, enough for an app
-//! to rebuild the network and its preprocessing without the pipeline that trained it.
+//! Model directories: the weights (burn-store safetensors) plus `manifest.json`, enough for
+//! an app to rebuild the network and its preprocessing without the pipeline that trained
+//! it.
+//!
+//! A manifest has a common part ([`Manifest`]: format version, domain, task, provenance,
+//! an optional decision threshold) and one typed section per domain (`model`, a type that
+//! implements [`ModelSection`] in that domain's crate) plus that domain's evaluation
+//! metrics. Reading one checks the version and the domain first, then every field, and an
+//! error names the file and the field.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{read_json, write_json_atomic};
-use crate::model::{BatchNormScope, ConvClassifier, ConvClassifierConfig, ConvEnsemble};
 use crate::{CoreError, Result};
 
 /// File name of the manifest inside a model directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the weights inside a model directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The manifest format this build writes and reads. Version 1 (profundo before the typed
+/// manifest) had free-form `model`/`features`/`training`/`decision` objects and no
+/// `domain`; such a model is refused with the advice to re-run its pipeline.
+pub const MANIFEST_VERSION: u32 = 2;
 
-/// Everything an app needs to use a trained model.
+/// The application domain a model belongs to: the tag that says which section type the
+/// manifest's `model` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    /// Spoken-word classification (`profundo-speech`).
+    Speech,
+    /// Face embeddings: verification and identification (`profundo-faces`).
+    Faces,
+    /// Machine translation (`profundo-translate`).
+    Translate,
+    /// Recommendations (`profundo-recommend`).
+    Recommend,
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Domain::Speech => "speech",
+            Domain::Faces => "faces",
+            Domain::Translate => "translate",
+            Domain::Recommend => "recommend",
+        })
+    }
+}
+
+/// A domain's section of the manifest: the network, its preprocessing and training record.
+/// Implemented by one type per domain, in that domain's crate.
+pub trait ModelSection: Serialize + DeserializeOwned + Clone + fmt::Debug {
+    /// The domain whose models carry this section.
+    const DOMAIN: Domain;
+    /// The metrics that domain's evaluation records in an exported model.
+    type Metrics: Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq;
+}
+
+/// A decision threshold on a model's score (a face model's cosine similarity above which
+/// two faces are the same person), with how it was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Manifest format version.
-    pub format: u32,
-    /// Model kind, e.g. `conv_classifier`.
-    pub kind: String,
-    /// What the model does, e.g. `speech.classify`; apps check it.
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// The threshold.
+    pub value: f64,
+    /// How it was chosen, e.g. "equal error rate on validation pairs".
+    pub rule: String,
+}
+
+/// `manifest.json`: everything an app needs to use a trained model. `S` is the domain's
+/// section, `M` its metrics; [`ModelManifest`] ties them together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "S: Deserialize<'de>, M: Deserialize<'de>")
+)]
+pub struct Manifest<S, M> {
+    /// Manifest format version ([`MANIFEST_VERSION`]).
+    pub version: u32,
+    /// The domain; says what `model` holds.
+    pub domain: Domain,
+    /// What the model does, e.g. `speech.digits`.
     pub task: String,
     /// profundo version that trained the model.
     pub profundo_version: String,
     /// Creation time (RFC 3339).
     pub created: String,
-    /// Network hyper-parameters (for `conv_classifier`: [`ConvClassifierConfig`]).
-    pub model: serde_json::Value,
-    /// Shape of one input, `[channels, rows, cols]`.
-    pub input_shape: [usize; 3],
-    /// Class names in output order.
-    pub labels: Vec<String>,
-    /// Feature extraction settings, tagged with the stage kind that produced them.
-    pub features: serde_json::Value,
-    /// Training settings and outcome.
-    pub training: serde_json::Value,
-    /// Evaluation metrics known when the model was exported.
-    pub metrics: serde_json::Value,
     /// blake3 fingerprint of the training data.
     pub dataset_fingerprint: String,
-    /// How apps turn scores into decisions, e.g. a face model's verification threshold
-    /// (absent for classifiers).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub decision: serde_json::Value,
+    /// The domain's section: network, preprocessing, training record.
+    pub model: S,
+    /// The decision threshold, for models that decide by one (face models); an evaluation
+    /// may re-calibrate it on export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
+    /// Evaluation metrics recorded by `export.model` (none before export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<M>,
 }
 
-impl Manifest {
-    /// Reads `dir/manifest.json`, with an error that says what a model directory is.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(MANIFEST_FILE);
-        if !path.is_file() {
-            return Err(CoreError::InvalidConfig {
-                name: "model",
-                message: format!(
-                    "{}: not a model directory (no {MANIFEST_FILE}); pass a run directory \
-                     (runs/<pipeline>/<run-id> or runs/<pipeline>/latest) or its model/ folder",
-                    dir.display()
-                ),
-            });
+/// The manifest of a domain's models.
+pub type ModelManifest<S> = Manifest<S, <S as ModelSection>::Metrics>;
+
+/// A manifest whose domain section and metrics are carried, not interpreted: the generic
+/// `export.model` stage and inspection commands read and rewrite any domain's manifest
+/// through it, and the domain's own reader checks the section.
+pub type PassThroughManifest = Manifest<serde_json::Value, serde_json::Value>;
+
+/// The fields every manifest version has, read before anything else so that an old or
+/// foreign manifest gets an error that says what it is.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    version: Option<u32>,
+    #[serde(default)]
+    format: Option<u32>,
+    #[serde(default)]
+    domain: Option<Domain>,
+    #[serde(default)]
+    profundo_version: Option<String>,
+}
+
+fn manifest_error(path: &Path, message: impl Into<String>) -> CoreError {
+    CoreError::Manifest {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Reads `dir/manifest.json` as a manifest of `domain` (any domain with `None`) with
+/// section `S` and metrics `M`: checks the version, then the domain, then every field.
+pub fn read_manifest<S: DeserializeOwned, M: DeserializeOwned>(
+    dir: &Path,
+    domain: Option<Domain>,
+) -> Result<Manifest<S, M>> {
+    let path = dir.join(MANIFEST_FILE);
+    if !path.is_file() {
+        return Err(manifest_error(
+            dir,
+            format!(
+                "not a model directory (no {MANIFEST_FILE}); pass a run directory \
+                 (runs/<pipeline>/<run-id> or runs/<pipeline>/latest) or its model/ folder"
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
+    let header: Header = serde_json::from_str(&text).map_err(|e| CoreError::Json {
+        path: path.clone(),
+        source: e,
+    })?;
+    let version = header.version.or(header.format);
+    if version != Some(MANIFEST_VERSION) {
+        let found = version.map_or("no version".to_string(), |v| format!("format {v}"));
+        let by = header
+            .profundo_version
+            .map_or(String::new(), |v| format!(", written by profundo {v}"));
+        return Err(manifest_error(
+            &path,
+            format!(
+                "{found}{by}; this profundo ({}) reads format {MANIFEST_VERSION} only: \
+                 re-run the pipeline that trained the model (`profundo run \
+                 pipelines/<name>.toml`) to write it again",
+                crate::VERSION
+            ),
+        ));
+    }
+    match (domain, header.domain) {
+        (_, None) => return Err(manifest_error(&path, "missing field `domain`")),
+        (Some(want), Some(got)) if want != got => {
+            return Err(manifest_error(
+                &path,
+                format!("this is a {got} model (domain `{got}`), not a {want} model"),
+            ));
         }
-        read_json(&path)
+        _ => {}
+    }
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        manifest_error(&path, format!("field `{field}`: {}", e.inner()))
+    })
+}
+
+impl<S: ModelSection> Manifest<S, S::Metrics> {
+    /// A manifest for a freshly trained model (no threshold, no metrics yet).
+    pub fn new(task: &str, dataset_fingerprint: &str, model: S) -> Self {
+        Self {
+            version: MANIFEST_VERSION,
+            domain: S::DOMAIN,
+            task: task.to_string(),
+            profundo_version: crate::VERSION.to_string(),
+            created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            dataset_fingerprint: dataset_fingerprint.to_string(),
+            model,
+            threshold: None,
+            metrics: None,
+        }
+    }
+
+    /// Reads `dir/manifest.json`, which must be a manifest of `S`'s domain.
+    pub fn load(dir: &Path) -> Result<Self> {
+        read_manifest(dir, Some(S::DOMAIN))
+    }
+}
+
+impl<S: Serialize, M: Serialize> Manifest<S, M> {
+    /// Writes `dir/manifest.json` atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        crate::fsutil::write_json_atomic(&dir.join(MANIFEST_FILE), self)
+    }
+}
+
+impl PassThroughManifest {
+    /// Reads any domain's manifest without interpreting its section.
+    pub fn load_any(dir: &Path) -> Result<Self> {
+        read_manifest(dir, None)
     }
 }
 
@@ -88,7 +243,7 @@ pub fn resolve_model_dir(path: &Path) -> Result<PathBuf> {
         ));
     }
     // Produce the descriptive "not a model directory" error.
-    Manifest::load(path).map(|_| path.to_path_buf())
+    PassThroughManifest::load_any(path).map(|_| path.to_path_buf())
 }
 
 /// Weights file of ensemble member `i` (`model.safetensors`, `model-1.safetensors`, ...).
@@ -133,215 +288,117 @@ pub fn load_weights<M: Module>(path: &Path, mut module: M) -> Result<M> {
     Ok(module)
 }
 
-/// Writes the members of a conv ensemble and `manifest` into `dir` (weights first, manifest
-/// last). `manifest.model` must list one [`ConvClassifierConfig`] per member.
-pub fn save_conv_ensemble(
-    dir: &Path,
-    members: &[ConvClassifier],
-    manifest: &Manifest,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
-    for (i, model) in members.iter().enumerate() {
-        save_weights(&dir.join(weights_file(i)), model)?;
-    }
-    write_json_atomic(&dir.join(MANIFEST_FILE), manifest)
-}
-
-/// The member configurations listed in a manifest's `model` (at least one).
-pub fn member_configs(manifest: &Manifest, dir: &Path) -> Result<Vec<ConvClassifierConfig>> {
-    let path = dir.join(MANIFEST_FILE);
-    let configs: Vec<ConvClassifierConfig> = serde_json::from_value(manifest.model.clone())
-        .map_err(|e| CoreError::Json {
-            path: path.clone(),
-            source: e,
-        })?;
-    if configs.is_empty() {
-        return Err(CoreError::InvalidConfig {
-            name: "model",
-            message: format!("{}: `model` lists no network", path.display()),
-        });
-    }
-    Ok(configs)
-}
-
-/// How a model's batch norm treats groups: the manifest's `training.batch_norm`
-/// (models written before the setting existed: pooled).
-pub fn batch_norm_scope(manifest: &Manifest, dir: &Path) -> Result<BatchNormScope> {
-    match manifest.training.get("batch_norm") {
-        None => Ok(BatchNormScope::Pooled),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| CoreError::Json {
-            path: dir.join(MANIFEST_FILE),
-            source: e,
-        }),
-    }
-}
-
-/// Loads a `conv_classifier` model directory (one network or an ensemble) onto `device`.
-pub fn load_conv_ensemble(dir: &Path, device: &Device) -> Result<(ConvEnsemble, Manifest)> {
-    let manifest = Manifest::load(dir)?;
-    if manifest.kind != "conv_classifier" {
-        return Err(CoreError::InvalidConfig {
-            name: "model",
-            message: format!(
-                "{}: model kind `{}` is not a conv_classifier",
-                dir.display(),
-                manifest.kind
-            ),
-        });
-    }
-    let mut members = Vec::new();
-    for (i, cfg) in member_configs(&manifest, dir)?.iter().enumerate() {
-        let model = cfg.init(manifest.input_shape, manifest.labels.len(), device);
-        members.push(load_weights(&dir.join(weights_file(i)), model)?);
-    }
-    Ok((ConvEnsemble { members }, manifest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Distribution, Tensor};
 
-    fn manifest(model: &ConvClassifierConfig, shape: [usize; 3]) -> Manifest {
-        Manifest {
-            format: 1,
-            kind: "conv_classifier".into(),
-            task: "test".into(),
-            profundo_version: crate::VERSION.into(),
-            created: "now".into(),
-            model: serde_json::json!([model]),
-            input_shape: shape,
-            labels: vec!["a".into(), "b".into(), "c".into()],
-            features: serde_json::json!({}),
-            training: serde_json::json!({}),
-            metrics: serde_json::json!({}),
-            dataset_fingerprint: "x".into(),
-            decision: serde_json::Value::Null,
-        }
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Section {
+        layers: Vec<usize>,
+        labels: Vec<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Metrics {
+        accuracy: f64,
+    }
+
+    impl ModelSection for Section {
+        const DOMAIN: Domain = Domain::Speech;
+        type Metrics = Metrics;
+    }
+
+    fn saved() -> (tempfile::TempDir, ModelManifest<Section>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = ModelManifest::new(
+            "test",
+            "abc",
+            Section {
+                layers: vec![4, 8],
+                labels: vec!["a".into(), "b".into()],
+            },
+        );
+        m.metrics = Some(Metrics { accuracy: 0.75 });
+        m.save(dir.path()).unwrap();
+        (dir, m)
+    }
+
+    fn edit(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = dir.join(MANIFEST_FILE);
+        let mut v: serde_json::Value = crate::fsutil::read_json(&path).unwrap();
+        f(&mut v);
+        crate::fsutil::write_json_atomic(&path, &v).unwrap();
     }
 
     #[test]
-    fn the_batch_norm_scope_is_read_from_the_training_section() {
-        let cfg = ConvClassifierConfig::default();
-        let mut m = manifest(&cfg, [1, 4, 4]);
-        let dir = Path::new("models/x");
-        assert_eq!(batch_norm_scope(&m, dir).unwrap(), BatchNormScope::Pooled);
-        m.training = serde_json::json!({"batch_norm": "group"});
-        assert_eq!(batch_norm_scope(&m, dir).unwrap(), BatchNormScope::Group);
-        m.training = serde_json::json!({"batch_norm": "per-speaker"});
-        let err = batch_norm_scope(&m, dir).unwrap_err().to_string();
+    fn a_manifest_reads_back_typed_and_through_the_pass_through_reader() {
+        let (dir, m) = saved();
+        assert_eq!(ModelManifest::<Section>::load(dir.path()).unwrap(), m);
+        let raw = PassThroughManifest::load_any(dir.path()).unwrap();
+        assert_eq!(raw.domain, Domain::Speech);
+        assert_eq!(raw.model["layers"], serde_json::json!([4, 8]));
+        // Rewritten through the pass-through type, it still reads typed.
+        raw.save(dir.path()).unwrap();
+        assert_eq!(ModelManifest::<Section>::load(dir.path()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_bad_field_is_named_with_the_file() {
+        let (dir, _) = saved();
+        edit(dir.path(), |v| v["model"]["layers"][1] = "eight".into());
+        let err = ModelManifest::<Section>::load(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("models/x/manifest.json") && err.contains("per-speaker"),
+            err.contains("manifest.json") && err.contains("model.layers[1]"),
+            "{err}"
+        );
+        let (dir, _) = saved();
+        edit(dir.path(), |v| {
+            v["model"].as_object_mut().unwrap().remove("labels");
+        });
+        let err = ModelManifest::<Section>::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `labels`"), "{err}");
+        let (dir, _) = saved();
+        edit(dir.path(), |v| v["metrics"]["recall"] = 1.into());
+        let err = ModelManifest::<Section>::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("field `metrics.recall`") && err.contains("unknown field `recall`"),
             "{err}"
         );
     }
 
     #[test]
-    fn a_saved_model_reloads_with_identical_outputs() {
-        let plain = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
-        let train = plain.clone().autodiff();
-        for temporal in [false, true] {
-            let cfg = ConvClassifierConfig {
-                channels: vec![4, 8],
-                kernel: 3,
-                dropout: 0.1,
-                temporal,
-            };
-            let shape = [1, 6, 10];
-            // A few training steps, so batch-norm running statistics differ from their
-            // initial values and must be saved too.
-            let labels: Vec<usize> = (0..12).map(|i| i % 3).collect();
-            let x: Vec<f32> = (0..12 * 60)
-                .map(|i| ((i * 37) % 17) as f32 / 17.0 + (i / 60 % 3) as f32)
-                .collect();
-            let data = crate::train::Examples {
-                x: &x,
-                shape,
-                labels: &labels,
-                groups: None,
-            };
-            let idx: Vec<usize> = (0..12).collect();
-            let tc = crate::train::TrainConfig {
-                epochs: 2,
-                batch_size: 4,
-                ..Default::default()
-            };
-            let out = crate::train::train_classifier(
-                cfg.init(shape, 3, &train),
-                data,
-                &idx,
-                &[],
-                &tc,
-                &crate::augment::Augment2dConfig::default(),
-                3,
-                &train,
-                None,
-                "t",
-            )
-            .unwrap();
-            let model = burn::module::Module::valid(&out.model);
-            let dir = tempfile::tempdir().unwrap();
-            save_conv_ensemble(
-                dir.path(),
-                std::slice::from_ref(&model),
-                &manifest(&cfg, shape),
-            )
-            .unwrap();
-            let (loaded, m) = load_conv_ensemble(dir.path(), &plain).unwrap();
-            assert_eq!(loaded.members.len(), 1);
-            let loaded = &loaded.members[0];
-            assert_eq!(m.labels.len(), 3);
-            let fresh = cfg.init(shape, 3, &plain);
-            let x = Tensor::<4>::random([2, 1, 6, 10], Distribution::Default, &plain);
-            let a: Vec<f32> = model.forward(x.clone()).into_data().try_to_vec().unwrap();
-            let b: Vec<f32> = loaded.forward(x.clone()).into_data().try_to_vec().unwrap();
-            let c: Vec<f32> = fresh.forward(x).into_data().try_to_vec().unwrap();
-            assert_eq!(a.len(), 6);
-            assert_eq!(a, b, "temporal = {temporal}: reloaded outputs differ");
-            assert_ne!(a, c, "a fresh network must differ from the trained one");
-        }
-    }
-
-    #[test]
-    fn an_ensemble_reloads_with_identical_mean_probabilities() {
-        let device = crate::backend::device(crate::backend::BackendKind::Flex, "cpu").unwrap();
-        let shape = [1, 6, 10];
-        let a = ConvClassifierConfig {
-            channels: vec![4, 8],
-            kernel: 3,
-            dropout: 0.0,
-            temporal: true,
-        };
-        let b = ConvClassifierConfig {
-            channels: vec![6],
-            kernel: 3,
-            dropout: 0.0,
-            temporal: false,
-        };
-        let ens = ConvEnsemble {
-            members: vec![a.init(shape, 3, &device), b.init(shape, 3, &device)],
-        };
-        let mut m = manifest(&a, shape);
-        m.model = serde_json::json!([a, b]);
-        let dir = tempfile::tempdir().unwrap();
-        save_conv_ensemble(dir.path(), &ens.members, &m).unwrap();
-        assert!(dir.path().join("model-1.safetensors").is_file());
-        let (loaded, _) = load_conv_ensemble(dir.path(), &device).unwrap();
-        assert_eq!(loaded.members.len(), 2);
-        let x = Tensor::<4>::random([3, 1, 6, 10], Distribution::Default, &device);
-        let p: Vec<f32> = ens
-            .probabilities(x.clone())
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let q: Vec<f32> = loaded.probabilities(x).into_data().try_to_vec().unwrap();
-        assert_eq!(p, q);
-        for row in p.chunks(3) {
-            assert!(
-                (row.iter().sum::<f32>() - 1.0).abs() < 1e-5,
-                "mean probabilities sum to 1"
-            );
-        }
+    fn an_old_or_foreign_manifest_says_what_it_is() {
+        let (dir, _) = saved();
+        edit(dir.path(), |v| {
+            let o = v.as_object_mut().unwrap();
+            o.remove("version");
+            o.remove("domain");
+            o.insert("format".into(), 1.into());
+        });
+        let err = ModelManifest::<Section>::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("format 1") && err.contains("re-run the pipeline"),
+            "{err}"
+        );
+        let (dir, _) = saved();
+        edit(dir.path(), |v| v["domain"] = "faces".into());
+        let err = ModelManifest::<Section>::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("this is a faces model") && err.contains("not a speech model"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use profundo_core::backend::{self, BackendKind};
-use profundo_core::manifest::{Manifest, load_weights, resolve_model_dir};
+use profundo_core::manifest::{MANIFEST_FILE, load_weights, resolve_model_dir};
 use serde::Serialize;
 
-use crate::model::{EmbeddingNet, EmbeddingNetConfig, embed_ensemble, member_weights_file};
+use crate::model::{EmbeddingNet, embed_ensemble, member_weights_file};
+use crate::model_dir::FaceManifest;
 use crate::preprocess::Preprocess;
 use crate::score_norm::center_embedding;
-use crate::stages::train::MODEL_KIND;
 use crate::whiten::Whitening;
 use crate::{FacesError, Result};
 
@@ -20,12 +20,12 @@ use crate::{FacesError, Result};
 pub struct FaceModel {
     /// The ensemble's member networks (one for most models).
     nets: Vec<EmbeddingNet>,
-    manifest: Manifest,
+    manifest: FaceManifest,
     preprocess: Preprocess,
     threshold: f64,
-    /// Mean training embedding to centre on (`decision.center`; none for most models).
+    /// Mean training embedding to centre on (`model.center`; none for most models).
     center: Option<Vec<f32>>,
-    /// Whitening after centring (`decision.whiten`; none for most models).
+    /// Whitening after centring (`model.whiten`; none for most models).
     whiten: Option<Whitening>,
     model_id: String,
     dim: usize,
@@ -49,91 +49,45 @@ impl FaceModel {
     /// `backend`'s `device` (`"cpu"`, or `"cuda:N"` with tch).
     pub fn load(path: &Path, backend: BackendKind, device: &str) -> Result<Self> {
         let dir = resolve_model_dir(path)?;
-        let manifest = Manifest::load(&dir)?;
-        let bad = |message: String| FacesError::Config(format!("{}: {message}", dir.display()));
-        if manifest.kind != MODEL_KIND {
-            return Err(bad(format!(
-                "model kind `{}` is not a face model (`{MODEL_KIND}`)",
-                manifest.kind
-            )));
-        }
-        let config: EmbeddingNetConfig = serde_json::from_value(manifest.model.clone())
-            .map_err(|e| bad(format!("manifest `model` is not an embedding network: {e}")))?;
-        let mut features = manifest.features.clone();
-        if let Some(o) = features.as_object_mut() {
-            o.remove("kind");
-        }
-        let preprocess: Preprocess = serde_json::from_value(features).map_err(|e| {
-            bad(format!(
-                "manifest `features` are not face preprocessing settings: {e}"
-            ))
-        })?;
+        let manifest = FaceManifest::load(&dir)?;
+        let bad = |message: String| {
+            FacesError::Config(format!("{}: {message}", dir.join(MANIFEST_FILE).display()))
+        };
+        let m = &manifest.model;
+        m.check().map_err(bad)?;
         let threshold = manifest
-            .decision
-            .get("threshold")
-            .and_then(serde_json::Value::as_f64)
-            .ok_or_else(|| bad("manifest has no `decision.threshold`".into()))?;
-        // Models from before ensembles have no `members`: one network.
-        let members =
-            match manifest.decision.get("members") {
-                None => 1,
-                Some(m) => m.as_u64().filter(|&m| m >= 1).ok_or_else(|| {
-                    bad(format!("manifest `decision.members` is {m}, not a count"))
-                })? as usize,
-            };
+            .threshold
+            .as_ref()
+            .map(|t| t.value)
+            .ok_or_else(|| bad("manifest has no `threshold`".into()))?;
         let device = backend::device(backend, device)?;
         let mut hasher = blake3::Hasher::new();
-        let mut nets = Vec::with_capacity(members);
-        for k in 0..members {
+        let mut nets = Vec::with_capacity(m.members);
+        for k in 0..m.members {
             let weights = dir.join(member_weights_file(k));
             let bytes =
                 std::fs::read(&weights).map_err(|e| profundo_core::CoreError::io(&weights, e))?;
             hasher.update(&bytes);
-            let net = load_weights(&weights, config.init(manifest.input_shape, &device))?;
+            let net = load_weights(&weights, m.network.init(m.input_shape, &device))?;
             nets.push(net.valid());
         }
-        let dim = config.embedding_dim * members;
-        let center = match manifest.decision.get("center") {
-            None => None,
-            Some(c) => {
-                let c: Vec<f32> = serde_json::from_value(c.clone())
-                    .ok()
-                    .filter(|c: &Vec<f32>| c.len() == dim)
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "manifest `decision.center` is not a list of {dim} numbers"
-                        ))
-                    })?;
-                // Centring changes every embedding: galleries made without it must not match.
-                hasher.update(b"center");
-                c.iter().for_each(|v| {
-                    hasher.update(&v.to_le_bytes());
-                });
-                Some(c)
-            }
-        };
-        let whiten = match manifest.decision.get("whiten") {
-            None => None,
-            Some(w) => {
-                let w: Whitening = serde_json::from_value(w.clone())
-                    .ok()
-                    .filter(|w: &Whitening| w.fits(dim))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "manifest `decision.whiten` is not a whitening of {dim} values"
-                        ))
-                    })?;
-                if center.is_none() {
-                    return Err(bad("manifest has `decision.whiten` without `center`".into()));
-                }
-                // Whitening changes every embedding too.
-                hasher.update(b"whiten");
-                w.matrices.iter().flatten().for_each(|v| {
-                    hasher.update(&v.to_le_bytes());
-                });
-                Some(w)
-            }
-        };
+        let dim = m.dim();
+        // Centring and whitening change every embedding: galleries made without them must
+        // not match.
+        if let Some(c) = &m.center {
+            hasher.update(b"center");
+            c.iter().for_each(|v| {
+                hasher.update(&v.to_le_bytes());
+            });
+        }
+        if let Some(w) = &m.whiten {
+            hasher.update(b"whiten");
+            w.matrices.iter().flatten().for_each(|v| {
+                hasher.update(&v.to_le_bytes());
+            });
+        }
+        let (preprocess, center, whiten) =
+            (m.preprocess.clone(), m.center.clone(), m.whiten.clone());
         let model_id = hasher.finalize().to_hex()[..16].to_string();
         Ok(Self {
             nets,
@@ -150,7 +104,7 @@ impl FaceModel {
     }
 
     /// The manifest.
-    pub fn manifest(&self) -> &Manifest {
+    pub fn manifest(&self) -> &FaceManifest {
         &self.manifest
     }
 

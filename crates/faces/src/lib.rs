@@ -10,6 +10,7 @@
 //!   [`whiten`]: PCA whitening of centred embeddings.
 //! - [`stages`]: pipeline stage kinds `faces.load_images`, `faces.train_embedding`,
 //!   `faces.eigenfaces`, `faces.evaluate`.
+//! - [`model_dir`]: the model directory (typed manifest section, saving the networks).
 //! - [`app`] and [`gallery`]: embed, verify, enroll and identify.
 
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod error;
 pub mod folders;
 pub mod gallery;
 pub mod model;
+pub mod model_dir;
 pub mod preprocess;
 pub mod score_norm;
 pub mod stages;

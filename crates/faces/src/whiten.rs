@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// A fitted whitening transform: one `block x block` matrix per ensemble member.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Whitening {
     /// Shrinkage: each eigenvalue `l` of the training covariance is scaled by
     /// `1 / sqrt(l + shrink * mean eigenvalue)`; larger keeps more of the original geometry.

@@ -7,7 +7,7 @@
 //! - [`artifacts`]: the artifact types stages exchange (items, features, splits, models, ...).
 //! - [`engine`]: execution, caching, `--from`/`--until`/`--force`, resume.
 //! - [`run_dir`]: run directories, `latest`, `show` and `compare`.
-//! - [`stages`]: the domain-independent stage kinds (`split.*`, `train.classifier`,
+//! - [`stages`]: the domain-independent stage kinds (`split.*`,
 //!   `eval.classification`, `export.model`).
 
 #![warn(missing_docs)]
@@ -21,4 +21,4 @@ pub mod spec;
 pub mod stages;
 
 pub use error::{PipelineError, Result, StageError};
-pub use registry::{Registry, StageContext};
+pub use registry::{ParamError, Registry, StageContext};

@@ -49,7 +49,8 @@ pub trait Artifact: Any + Send + Sync {
 pub struct Publication {
     /// The run directory.
     pub run_dir: PathBuf,
-    /// `metrics.json` content, one entry per publishing stage.
+    /// `metrics.json` content, one entry per publishing stage: a pass-through edge, each
+    /// evaluation stage's own layout, carried and written without being read.
     pub metrics: BTreeMap<String, serde_json::Value>,
     /// Markdown sections for `report.md`, in stage order.
     pub report: Vec<(String, String)>,
@@ -193,8 +194,9 @@ pub trait TypedStage: Send + Sync + 'static {
     /// Output artifact type.
     const OUTPUT: &'static str;
 
-    /// Semantic checks beyond types (ranges, consistency): `Err((param, message))`.
-    fn check(_p: &Self::Params) -> Result<(), (String, String)> {
+    /// Semantic checks beyond types (ranges, consistency), of every parameter, before
+    /// anything runs.
+    fn check(_p: &Self::Params) -> Result<(), ParamError> {
         Ok(())
     }
     /// Files or directories whose content the output depends on (hashed into the cache key).
@@ -209,18 +211,85 @@ pub trait TypedStage: Send + Sync + 'static {
     ) -> Result<Arc<dyn Artifact>, StageError>;
 }
 
-/// Why parameters were rejected: the offending parameter (when known) and the message.
-#[derive(Debug, Clone)]
+/// Why a stage's parameters were rejected: the parameter (its path, when known), the
+/// value given (when one value shows the problem) and what is expected. The one error type
+/// every stage's [`TypedStage::check`] and every parameter struct's own check return; the
+/// pipeline adds the stage when it reports it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParamError {
-    /// Parameter path, e.g. `train.epochs`.
+    /// Parameter path, e.g. `training.epochs`.
     pub param: Option<String>,
-    /// What is wrong.
-    pub message: String,
+    /// The offending value as written (none when a combination is at fault).
+    pub value: Option<String>,
+    /// What is expected, or what is wrong.
+    pub expected: String,
+}
+
+impl ParamError {
+    /// `param` was given `value`, which is not what is `expected` ("must be positive").
+    pub fn new(
+        param: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        Self {
+            param: Some(param.into()),
+            value: Some(value.to_string()),
+            expected: expected.into(),
+        }
+    }
+
+    /// `param` breaks a rule no single value shows ("needs `center = true`").
+    pub fn rule(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            param: Some(param.into()),
+            value: None,
+            expected: message.into(),
+        }
+    }
+
+    /// The same error for a parameter nested under `parent` (`epochs` -> `training.epochs`).
+    pub fn within(mut self, parent: &str) -> Self {
+        self.param = Some(match self.param {
+            Some(p) => format!("{parent}.{p}"),
+            None => parent.to_string(),
+        });
+        self
+    }
+
+    /// A backbone configuration check's error as a parameter error under `parent`: an
+    /// invalid setting names its field, anything else is about `parent` as a whole.
+    pub fn core(parent: &str, e: profundo_core::CoreError) -> Self {
+        match e {
+            profundo_core::CoreError::InvalidConfig { name, message } => {
+                Self::rule(name, message).within(parent)
+            }
+            other => Self::rule(parent, other.to_string()),
+        }
+    }
+
+    /// The message without the parameter: `= VALUE: EXPECTED`, or `EXPECTED`.
+    pub fn detail(&self) -> String {
+        match &self.value {
+            Some(v) => format!("= {v}: {}", self.expected),
+            None => self.expected.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ParamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "`{p}` {}", self.detail()),
+            None => f.write_str(&self.expected),
+        }
+    }
 }
 
 /// A stage ready to run: parameters parsed and checked.
 pub trait PreparedStage: Send + Sync {
-    /// Parameters as JSON (for cache keys and the resolved pipeline).
+    /// Parameters as JSON, for cache keys and the resolved pipeline: a pass-through edge
+    /// (each kind's typed parameters, serialised for hashing; never read back).
     fn params_json(&self) -> serde_json::Value;
     /// Files the output depends on.
     fn reads(&self, pipeline_dir: &Path) -> Vec<PathBuf>;
@@ -290,13 +359,11 @@ impl<T: TypedStage> StageKind for Kind<T> {
             let path = e.path().to_string();
             ParamError {
                 param: (path != "." && !path.is_empty()).then_some(path),
-                message: e.into_inner().to_string(),
+                value: None,
+                expected: e.into_inner().to_string(),
             }
         })?;
-        T::check(&p).map_err(|(param, message)| ParamError {
-            param: Some(param),
-            message,
-        })?;
+        T::check(&p)?;
         Ok(Box::new(Prepared::<T>(p)))
     }
 }

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use profundo_core::manifest::{Manifest, resolve_model_dir};
+use profundo_core::manifest::resolve_model_dir;
 use serde::Serialize;
 
 use crate::error::{RecommendError, Result};
 use crate::factors::top_k_by_vector;
-use crate::serving::{MANIFEST_KIND, ServingModel};
+use crate::model_dir::RecommenderManifest;
+use crate::serving::ServingModel;
 
 /// One recommended item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,7 +46,7 @@ pub struct Recommender {
     /// The model directory.
     pub dir: PathBuf,
     /// Its manifest.
-    pub manifest: Manifest,
+    pub manifest: RecommenderManifest,
     /// The model.
     pub model: ServingModel,
 }
@@ -54,16 +55,7 @@ impl Recommender {
     /// Loads a model directory, a run directory or a pipeline's runs folder.
     pub fn load(path: &Path) -> Result<Self> {
         let dir = resolve_model_dir(path)?;
-        let manifest = Manifest::load(&dir)?;
-        if manifest.kind != MANIFEST_KIND {
-            return Err(RecommendError::Model {
-                path: dir,
-                message: format!(
-                    "this is a `{}` model, not a recommender (kind `{MANIFEST_KIND}`)",
-                    manifest.kind
-                ),
-            });
-        }
+        let manifest = RecommenderManifest::load(&dir)?;
         let model = ServingModel::load(&dir)?;
         Ok(Self {
             dir,

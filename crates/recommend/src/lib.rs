@@ -9,6 +9,7 @@
 //! - [`metrics`] and [`evaluation`]: RMSE/MAE, full-ranking HR/NDCG/Recall/MAP@K, coverage.
 //! - [`stages`]: pipeline stage kinds `recommend.load_ratings`, `recommend.split`,
 //!   `recommend.train`, `recommend.evaluate`.
+//! - [`model_dir`]: the typed manifest section and evaluation summary of a saved model.
 //! - [`serving`] and [`app`]: saved models, top-K for a user, similar items, cold start.
 
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod error;
 pub mod evaluation;
 pub mod factors;
 pub mod metrics;
+pub mod model_dir;
 pub mod serving;
 pub mod split;
 pub mod stages;

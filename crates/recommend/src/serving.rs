@@ -13,8 +13,6 @@ use crate::train::{ModelKind, items_by_user, popularity};
 
 /// The file name of a saved recommender inside a model directory.
 pub const MODEL_FILE: &str = "recommender.postcard";
-/// The manifest `kind` of recommenders.
-pub const MANIFEST_KIND: &str = "recommender";
 
 /// Everything needed to serve recommendations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

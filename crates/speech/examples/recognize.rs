@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recognizer = Recognizer::load(&model, BackendKind::Flex, "cpu")?;
     println!(
         "model: {} labels, task {}",
-        recognizer.manifest().labels.len(),
+        recognizer.manifest().model.labels.len(),
         recognizer.manifest().task
     );
     for file in args {

@@ -4,25 +4,27 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use profundo_core::backend::{self, BackendKind};
-use profundo_core::manifest::{Manifest, batch_norm_scope, load_conv_ensemble, resolve_model_dir};
+use profundo_core::manifest::{MANIFEST_FILE, resolve_model_dir};
 use profundo_core::metrics::{mean_rows, top_k_indices};
-use profundo_core::model::{BatchNormScope, ConvEnsemble, NormStats};
+use profundo_core::model::NormStats;
 use serde::Serialize;
 
 use crate::augment::{parse_speed_view, speed_change};
 use crate::input::{Featurizer, Normalize};
+use crate::model::{BatchNormScope, ConvEnsemble};
 use crate::resample::resample;
+use crate::train::{SpeechManifest, load_ensemble};
 use crate::wav::{Audio, read_wav};
 use crate::{Result, SpeechError};
 
 /// A loaded speech classifier with its feature pipeline.
 pub struct Recognizer {
     model: ConvEnsemble,
-    manifest: Manifest,
+    manifest: SpeechManifest,
     featurizer: Featurizer,
     batch_norm: BatchNormScope,
     /// Speed factors of the test-time views the model was evaluated with (manifest
-    /// `training.views`): every prediction is the mean over the clip and these views.
+    /// `model.views`): every prediction is the mean over the clip and these views.
     views: Vec<f32>,
     device: Device,
 }
@@ -46,13 +48,13 @@ impl Recognizer {
     pub fn load(path: &Path, backend: BackendKind, device: &str) -> Result<Self> {
         let dir = resolve_model_dir(path)?;
         let device = backend::device(backend, device)?;
-        let (model, manifest) = load_conv_ensemble(&dir, &device)?;
-        let featurizer = Featurizer::from_manifest(&manifest.features)
-            .map_err(|e| SpeechError::Config(format!("{}: {e}", dir.display())))?;
-        let batch_norm = batch_norm_scope(&manifest, &dir)?;
-        let views = speed_views(&manifest).map_err(|e| {
-            SpeechError::Config(format!("{}: {e}", dir.join("manifest.json").display()))
-        })?;
+        let (model, manifest) = load_ensemble(&dir, &device)?;
+        let in_manifest =
+            |e: String| SpeechError::Config(format!("{}: {e}", dir.join(MANIFEST_FILE).display()));
+        let featurizer =
+            Featurizer::new(&manifest.model.features).map_err(|e| in_manifest(e.to_string()))?;
+        let batch_norm = manifest.model.batch_norm;
+        let views = speed_views(&manifest.model.views).map_err(in_manifest)?;
         Ok(Self {
             model,
             manifest,
@@ -70,7 +72,7 @@ impl Recognizer {
     }
 
     /// The model's manifest.
-    pub fn manifest(&self) -> &Manifest {
+    pub fn manifest(&self) -> &SpeechManifest {
         &self.manifest
     }
 
@@ -138,7 +140,7 @@ impl Recognizer {
         let buf: Vec<f32> = inputs.into_iter().flatten().collect();
         let x = Tensor::<4>::from_data(TensorData::new(buf, [items, c, h, w]), &self.device);
         let probs = self.model.probabilities_with(x, stats);
-        let n = self.manifest.labels.len();
+        let n = self.manifest.model.labels.len();
         let flat: Vec<f32> = probs.into_data().try_to_vec().unwrap_or_default();
         flat.chunks(n).map(<[f32]>::to_vec).collect()
     }
@@ -161,7 +163,7 @@ impl Recognizer {
     fn describe(&self, path: &str, probs: &[f32]) -> Recognition {
         let top: Vec<(String, f32)> = top_k_indices(probs, 3)
             .into_iter()
-            .map(|i| (self.manifest.labels[i].clone(), probs[i]))
+            .map(|i| (self.manifest.model.labels[i].clone(), probs[i]))
             .collect();
         let (label, score) = top.first().cloned().unwrap_or_default();
         Recognition {
@@ -195,20 +197,14 @@ impl Recognizer {
     }
 }
 
-/// The speed factors of a manifest's test-time views (`training.views`, e.g.
-/// `["speed=0.9"]`); none when the manifest has no such entry.
-fn speed_views(manifest: &Manifest) -> std::result::Result<Vec<f32>, String> {
-    let Some(views) = manifest.training.get("views") else {
-        return Ok(Vec::new());
-    };
-    let names = views
-        .as_array()
-        .ok_or_else(|| format!("training.views must be a list, got {views}"))?;
-    names
+/// The speed factors of a manifest's test-time views (`model.views`, e.g.
+/// `["speed=0.9"]`).
+fn speed_views(views: &[String]) -> std::result::Result<Vec<f32>, String> {
+    views
         .iter()
         .map(|v| {
-            v.as_str().and_then(parse_speed_view).ok_or_else(|| {
-                format!("unknown test-time view {v} in training.views (expected \"speed=F\")")
+            parse_speed_view(v).ok_or_else(|| {
+                format!("unknown test-time view `{v}` in model.views (expected \"speed=F\")")
             })
         })
         .collect()
@@ -342,12 +338,12 @@ pub fn voiced_segments(samples: &[f32], sr: f32, cfg: &SpotConfig) -> Vec<(usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use profundo_core::manifest::save_conv_ensemble;
-    use profundo_core::model::ConvClassifierConfig;
+    use crate::model::ConvClassifierConfig;
+    use crate::train::{SpeechModel, SpeechTraining, save_ensemble};
 
-    /// An untrained temporal CNN saved with per-clip MFCC features and the given
-    /// `training` section, loaded as a recogniser.
-    fn recognizer(dir: &Path, training: serde_json::Value) -> Recognizer {
+    /// An untrained temporal CNN saved with per-clip MFCC features, batch norm `scope` and
+    /// test-time `views`, loaded as a recogniser.
+    fn recognizer(dir: &Path, scope: BatchNormScope, views: &[&str]) -> Recognizer {
         let device = backend::device(BackendKind::Flex, "cpu").unwrap();
         device.seed(4);
         let cfg = ConvClassifierConfig {
@@ -357,27 +353,34 @@ mod tests {
             temporal: true,
         };
         let shape = [1, 13, 48];
-        let manifest = Manifest {
-            format: 1,
-            kind: "conv_classifier".into(),
-            task: "speech.digits".into(),
-            profundo_version: profundo_core::VERSION.into(),
-            created: "now".into(),
-            model: serde_json::json!([cfg]),
+        let features = serde_json::from_value(serde_json::json!({
+            "frames": 48, "kind": "speech.mfcc", "n_mfcc": 13, "normalize": "band",
+            "pre_emphasis": 0.97, "trim_db": 40.0,
+            "mel": {"f_max": null, "f_min": 0.0, "hop_length": 128, "n_fft": 256,
+                    "n_mels": 40, "sample_rate": 8000, "top_db": 80.0}
+        }))
+        .unwrap();
+        let section = SpeechModel {
+            networks: vec![cfg.clone()],
             input_shape: shape,
             labels: (0..3).map(|d| d.to_string()).collect(),
-            features: serde_json::json!({
-                "frames": 48, "kind": "speech.mfcc", "n_mfcc": 13, "normalize": "band",
-                "pre_emphasis": 0.97, "trim_db": 40.0,
-                "mel": {"f_max": null, "f_min": 0.0, "hop_length": 128, "n_fft": 256,
-                        "n_mels": 40, "sample_rate": 8000, "top_db": 80.0}
-            }),
-            training,
-            metrics: serde_json::json!({}),
-            dataset_fingerprint: "test".into(),
-            decision: serde_json::Value::Null,
+            features,
+            batch_norm: scope,
+            views: views.iter().map(|v| v.to_string()).collect(),
+            training: SpeechTraining {
+                config: Default::default(),
+                augment: Default::default(),
+                fold: "final".into(),
+                train_items: 0,
+                valid_items: 0,
+                best_epoch: 1,
+                stop: profundo_core::train::StopReason::Completed,
+                seed: 0,
+                backend: "flex".into(),
+            },
         };
-        save_conv_ensemble(dir, &[cfg.init(shape, 3, &device)], &manifest).unwrap();
+        let manifest = SpeechManifest::new("speech.digits", "test", section);
+        save_ensemble(dir, &[cfg.init(shape, 3, &device)], &manifest).unwrap();
         Recognizer::load(dir, BackendKind::Flex, "cpu").unwrap()
     }
 
@@ -398,10 +401,7 @@ mod tests {
         let clips = tones();
         let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
 
-        let group = recognizer(
-            &tmp.path().join("group"),
-            serde_json::json!({"batch_norm": "group"}),
-        );
+        let group = recognizer(&tmp.path().join("group"), BatchNormScope::Group, &[]);
         assert!(group.wants_speaker_statistics());
         let alone = group.probabilities(&refs);
         let together = group.probabilities_same_speaker(&refs);
@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(together, want, "all clips in one batch, its own statistics");
         assert_ne!(together, alone);
 
-        let pooled = recognizer(&tmp.path().join("pooled"), serde_json::json!({}));
+        let pooled = recognizer(&tmp.path().join("pooled"), BatchNormScope::Pooled, &[]);
         assert!(!pooled.wants_speaker_statistics());
         assert_eq!(
             pooled.probabilities_same_speaker(&refs),
@@ -419,12 +419,12 @@ mod tests {
         );
     }
 
-    /// Replaces the `training` section of the manifest in `dir`.
-    fn edit_training(dir: &Path, training: serde_json::Value) {
+    /// Replaces the test-time views in the manifest in `dir`.
+    fn edit_views(dir: &Path, views: serde_json::Value) {
         let path = dir.join("manifest.json");
         let mut m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        m["training"] = training;
+        m["model"]["views"] = views;
         std::fs::write(&path, m.to_string()).unwrap();
     }
 
@@ -435,7 +435,8 @@ mod tests {
         let refs: Vec<&[f32]> = clips.iter().map(Vec::as_slice).collect();
         let viewed = recognizer(
             &tmp.path().join("viewed"),
-            serde_json::json!({"views": ["speed=0.9", "speed=1.1"]}),
+            BatchNormScope::Pooled,
+            &["speed=0.9", "speed=1.1"],
         );
         // The same weights without the views: the model files copied, views taken out.
         let plain_dir = tmp.path().join("plain");
@@ -444,7 +445,7 @@ mod tests {
             let f = f.unwrap().path();
             std::fs::copy(&f, plain_dir.join(f.file_name().unwrap())).unwrap();
         }
-        edit_training(&plain_dir, serde_json::json!({}));
+        edit_views(&plain_dir, serde_json::json!([]));
         let plain = Recognizer::load(&plain_dir, BackendKind::Flex, "cpu").unwrap();
         assert!(plain.views().is_empty());
         assert_eq!(viewed.views(), &[0.9, 1.1]);
@@ -474,8 +475,8 @@ mod tests {
     fn an_unknown_test_time_view_is_an_error_naming_the_manifest() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("m");
-        recognizer(&dir, serde_json::json!({}));
-        edit_training(&dir, serde_json::json!({"views": ["pitch=2"]}));
+        recognizer(&dir, BatchNormScope::Pooled, &[]);
+        edit_views(&dir, serde_json::json!(["pitch=2"]));
         let err = Recognizer::load(&dir, BackendKind::Flex, "cpu")
             .err()
             .expect("an unknown view must fail")

@@ -128,16 +128,6 @@ impl Featurizer {
         })
     }
 
-    /// Reads the settings from a manifest's `features` value.
-    pub fn from_manifest(features: &serde_json::Value) -> Result<Self> {
-        let cfg: FeatureConfig = serde_json::from_value(features.clone()).map_err(|e| {
-            SpeechError::Config(format!(
-                "the model's feature settings are not speech features: {e}"
-            ))
-        })?;
-        Self::new(&cfg)
-    }
-
     /// The settings.
     pub fn config(&self) -> &FeatureConfig {
         &self.cfg
@@ -374,17 +364,17 @@ mod tests {
     }
 
     #[test]
-    fn manifests_from_before_pre_emphasis_load_without_it_and_new_ones_apply_it() {
+    fn settings_without_pre_emphasis_load_without_it_and_new_ones_apply_it() {
         let mut features = serde_json::json!({
             "kind": "speech.mfcc",
             "mel": {"sample_rate": 8000, "n_fft": 256, "hop_length": 128, "n_mels": 40,
                     "f_min": 0.0, "f_max": null, "top_db": 80.0},
             "n_mfcc": 13, "frames": 48, "trim_db": 40.0, "normalize": "band"
         });
-        let old = Featurizer::from_manifest(&features).unwrap();
+        let old = Featurizer::new(&serde_json::from_value(features.clone()).unwrap()).unwrap();
         assert_eq!(old.config().pre_emphasis, None);
         features["pre_emphasis"] = serde_json::json!(0.97);
-        let new = Featurizer::from_manifest(&features).unwrap();
+        let new = Featurizer::new(&serde_json::from_value(features.clone()).unwrap()).unwrap();
         assert_eq!(new.config().pre_emphasis, Some(0.97));
         let clip: Vec<f32> = (0..4000)
             .map(|i| (i as f32 * 0.05).sin() + (i as f32 * 2.9).sin() * 0.1)

@@ -8,6 +8,9 @@
 //! - [`augment`]: waveform augmentation (noise at an SNR, time shift, gain, speed).
 //! - [`stages`]: the pipeline stage kinds `speech.load_wav`, `speech.augment`,
 //!   `speech.log_mel`, `speech.mfcc`.
+//! - [`model`]: the CNN (conv blocks with batch norm, per speaker if asked) and ensembles.
+//! - [`train`]: the `speech.train` stage (the shared loop, fold by fold) and the speech
+//!   model directory (typed manifest section, save and load).
 //! - [`app`]: `recognize` a clip and `spot` digits in a long recording.
 
 #![warn(missing_docs)]
@@ -17,8 +20,10 @@ pub mod augment;
 pub mod error;
 pub mod features;
 pub mod input;
+pub mod model;
 pub mod resample;
 pub mod stages;
+pub mod train;
 pub mod wav;
 
 pub use error::{Result, SpeechError};
@@ -26,4 +31,5 @@ pub use error::{Result, SpeechError};
 /// Registers the speech stage kinds and artifact types.
 pub fn register(reg: &mut profundo_pipeline::Registry) {
     stages::register(reg);
+    reg.stage::<train::TrainSpeech>();
 }

@@ -2,6 +2,7 @@
 //! plain-text files (Moses style), normalised to NFC with single spaces, with empty pairs
 //! and pairs over a length ratio dropped and counted.
 
+use profundo_pipeline::ParamError;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -107,10 +108,10 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// Checks the settings.
-pub fn check(spec: &CorpusSpec) -> std::result::Result<(), (String, String)> {
+pub fn check(spec: &CorpusSpec) -> std::result::Result<(), ParamError> {
     if !(1..=2).contains(&spec.files.len()) {
-        return Err((
-            "files".into(),
+        return Err(ParamError::rule(
+            "files",
             format!(
                 "give one TSV file or two aligned text files, got {}",
                 spec.files.len()
@@ -119,19 +120,20 @@ pub fn check(spec: &CorpusSpec) -> std::result::Result<(), (String, String)> {
     }
     let [a, b] = &spec.languages;
     if a.is_empty() || b.is_empty() || a == b {
-        return Err((
-            "languages".into(),
+        return Err(ParamError::rule(
+            "languages",
             format!("need two different language codes, got [{a:?}, {b:?}]"),
         ));
     }
     if spec.max_ratio.is_nan() || spec.max_ratio < 1.0 {
-        return Err((
-            "max_ratio".into(),
-            format!("must be at least 1, got {}", spec.max_ratio),
+        return Err(ParamError::new(
+            "max_ratio",
+            spec.max_ratio,
+            "must be at least 1",
         ));
     }
     if spec.max_words == 0 {
-        return Err(("max_words".into(), "must be positive".into()));
+        return Err(ParamError::rule("max_words", "must be positive"));
     }
     Ok(())
 }
@@ -160,7 +162,8 @@ fn read_lines(path: &Path, limit: usize) -> Result<Vec<String>> {
 
 /// Reads a corpus as `spec` says, relative paths against `base`.
 pub fn load(spec: &CorpusSpec, base: &Path) -> Result<ParallelCorpus> {
-    check(spec).map_err(|(n, m)| TranslateError::config(&n, m))?;
+    check(spec)
+        .map_err(|e| TranslateError::config(e.param.as_deref().unwrap_or("corpus"), e.detail()))?;
     let files: Vec<PathBuf> = spec.files.iter().map(|f| base.join(f)).collect();
     let mut stats = LoadStats::default();
     let mut raw_pairs: Vec<(usize, String, String)> = Vec::new();

@@ -2,6 +2,7 @@
 //! the batch, so a long one does not keep the short ones computing.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use profundo_pipeline::ParamError;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Padded, Seq2Seq};
@@ -44,15 +45,15 @@ impl DecodeConfig {
     }
 
     /// Checks the settings.
-    pub fn check(&self) -> Result<(), (String, String)> {
+    pub fn check(&self) -> Result<(), ParamError> {
         if self.beam == 0 || self.beam > 64 {
-            return Err(("beam".into(), format!("must be 1..=64, got {}", self.beam)));
+            return Err(ParamError::new("beam", self.beam, "must be 1..=64"));
         }
         if self.batch_size == 0 {
-            return Err(("batch_size".into(), "must be positive".into()));
+            return Err(ParamError::rule("batch_size", "must be positive"));
         }
         if self.max_len_a.is_nan() || self.max_len_a < 0.0 {
-            return Err(("max_len_a".into(), "must not be negative".into()));
+            return Err(ParamError::rule("max_len_a", "must not be negative"));
         }
         Ok(())
     }

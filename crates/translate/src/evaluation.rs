@@ -65,6 +65,17 @@ impl DirectionResult {
         )
     }
 
+    /// The manifest's headline scores of this direction.
+    pub fn summary_scores(&self) -> crate::translator::DirectionSummary {
+        crate::translator::DirectionSummary {
+            direction: self.direction.clone(),
+            bleu_greedy: self.greedy.bleu.score,
+            bleu_beam: self.beam.bleu.score,
+            chrf_greedy: self.greedy.chrf,
+            chrf_beam: self.beam.chrf,
+        }
+    }
+
     /// The metrics entry of this direction.
     pub fn metrics(&self) -> serde_json::Value {
         let m = |s: &MethodScores| {

@@ -16,6 +16,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use profundo_pipeline::ParamError;
 use serde::{Deserialize, Serialize};
 
 /// Network shape and regularisation.
@@ -54,8 +55,8 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     /// Checks the settings; the error names the field.
-    pub fn check(&self) -> Result<(), (String, String)> {
-        let bad = |f: &str, m: String| Err((f.to_string(), m));
+    pub fn check(&self) -> Result<(), ParamError> {
+        let bad = |f: &str, m: String| Err(ParamError::rule(f, m));
         if self.d_model == 0 || self.heads == 0 || !self.d_model.is_multiple_of(2 * self.heads) {
             return bad(
                 "d_model",

@@ -3,6 +3,7 @@
 //! wall-clock budget, dev BLEU at intervals (the best model is kept), and checkpoints that
 //! let an interrupted run continue where it stopped.
 
+use profundo_pipeline::ParamError;
 use std::path::Path;
 use std::time::Instant;
 
@@ -84,8 +85,8 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     /// Checks the settings; the error names the field.
-    pub fn check(&self) -> std::result::Result<(), (String, String)> {
-        let bad = |f: &str, m: String| Err((f.to_string(), m));
+    pub fn check(&self) -> std::result::Result<(), ParamError> {
+        let bad = |f: &str, m: String| Err(ParamError::rule(f, m));
         if self.epochs == 0 {
             return bad("epochs", "must be positive".into());
         }

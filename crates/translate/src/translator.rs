@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use profundo_core::manifest::{
-    MANIFEST_FILE, Manifest, WEIGHTS_FILE, load_weights, resolve_model_dir, save_weights,
+    Domain, ModelManifest, ModelSection, WEIGHTS_FILE, load_weights, resolve_model_dir,
+    save_weights,
 };
 use serde::{Deserialize, Serialize};
 
@@ -19,11 +20,9 @@ use crate::model::{ModelConfig, Seq2Seq};
 use crate::tokenizer::{Subword, TOKENIZER_FILE};
 use crate::train::specials;
 
-/// `manifest.kind` of translation models.
-pub const MANIFEST_KIND: &str = "translator";
-
-/// What `manifest.model` holds for a translator.
+/// The translation section of a model manifest (`model`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TranslatorSpec {
     /// The network shape.
     pub network: ModelConfig,
@@ -33,14 +32,81 @@ pub struct TranslatorSpec {
     pub languages: [String; 2],
     /// Directions trained.
     pub directions: Vec<Direction>,
+    /// The tokenizer (`tokenizer.json`) and how text is normalised before it.
+    pub tokenizer: String,
+    /// How the model was trained.
+    pub training: TranslatorTraining,
 }
 
+/// How a translator was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslatorTraining {
+    /// The training settings.
+    pub config: crate::train::TrainConfig,
+    /// Optimizer steps run.
+    pub steps: usize,
+    /// Wall-clock minutes.
+    pub minutes: f64,
+    /// Why training ended.
+    pub stop: Option<String>,
+    /// Mean dev BLEU of the kept step.
+    pub dev_bleu: Option<f64>,
+    /// Training examples (sentence pairs, once per direction).
+    pub train_examples: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Backend it was trained on.
+    pub backend: String,
+}
+
+/// The headline of a translation evaluation, as a model manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslationSummary {
+    /// Test sentences per direction.
+    pub test_sentences: usize,
+    /// Per direction, greedy and beam scores.
+    pub directions: Vec<DirectionSummary>,
+    /// sacreBLEU's BLEU signature.
+    pub bleu_signature: String,
+}
+
+/// One direction's test scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectionSummary {
+    /// The direction.
+    pub direction: Direction,
+    /// Corpus BLEU, greedy decoding.
+    pub bleu_greedy: f64,
+    /// Corpus BLEU, beam search.
+    pub bleu_beam: f64,
+    /// chrF2, greedy.
+    pub chrf_greedy: f64,
+    /// chrF2, beam.
+    pub chrf_beam: f64,
+}
+
+impl ModelSection for TranslatorSpec {
+    const DOMAIN: Domain = Domain::Translate;
+    type Metrics = TranslationSummary;
+}
+
+/// A translation model's manifest.
+pub type TranslatorManifest = ModelManifest<TranslatorSpec>;
+
 /// Writes a model directory atomically: weights, tokenizer, then the manifest.
-pub fn save(dir: &Path, model: &Seq2Seq, tok: &Subword, manifest: &Manifest) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    model: &Seq2Seq,
+    tok: &Subword,
+    manifest: &TranslatorManifest,
+) -> Result<()> {
     profundo_core::fsutil::write_dir_atomic(dir, |tmp| -> Result<()> {
         save_weights(&tmp.join(WEIGHTS_FILE), model)?;
         tok.save(&tmp.join(TOKENIZER_FILE))?;
-        profundo_core::fsutil::write_json_atomic(&tmp.join(MANIFEST_FILE), manifest)?;
+        manifest.save(tmp)?;
         Ok(())
     })
 }
@@ -64,29 +130,15 @@ pub struct Translator {
     dir: PathBuf,
     device: Device,
     /// The manifest.
-    pub manifest: Manifest,
-}
-
-fn model_err(path: &Path, message: impl Into<String>) -> TranslateError {
-    TranslateError::Model {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
+    pub manifest: TranslatorManifest,
 }
 
 impl Translator {
     /// Loads a model directory, or a run directory / pipeline run folder holding one.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let dir = resolve_model_dir(path)?;
-        let manifest = Manifest::load(&dir)?;
-        if manifest.kind != MANIFEST_KIND {
-            return Err(model_err(
-                &dir,
-                format!("is a `{}` model, not a translator", manifest.kind),
-            ));
-        }
-        let spec: TranslatorSpec = serde_json::from_value(manifest.model.clone())
-            .map_err(|e| model_err(&dir.join(MANIFEST_FILE), format!("bad `model` entry: {e}")))?;
+        let manifest = TranslatorManifest::load(&dir)?;
+        let spec = manifest.model.clone();
         let tok = Subword::load(&dir.join(TOKENIZER_FILE), &spec.languages, spec.vocab_size)?;
         let model = load_weights(
             &dir.join(WEIGHTS_FILE),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use profundo_pipeline::ParamError;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
@@ -44,9 +45,9 @@ impl TypedStage for EigenfacesStage {
     const INPUTS: &'static [Slot] = super::IMAGES_AND_SPLIT;
     const OUTPUT: &'static str = FaceEmbeddings::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
         if p.components == 0 {
-            return Err(("components".into(), "must be at least 1".into()));
+            return Err(ParamError::rule("components", "must be at least 1"));
         }
         super::check_valid_fraction(p.valid_fraction)?;
         Ok(())

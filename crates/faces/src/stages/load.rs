@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use profundo_pipeline::ParamError;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, ItemMeta, Items};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage};
@@ -65,10 +66,10 @@ impl TypedStage for LoadImages {
     const INPUTS: &'static [Slot] = &[];
     const OUTPUT: &'static str = FeatureSet::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
         p.preprocess()
             .check()
-            .map_err(|e| ("height".to_string(), e.to_string()))
+            .map_err(|e| ParamError::rule("height", e.to_string()))
     }
 
     fn reads(p: &Self::Params, pipeline_dir: &Path) -> Vec<PathBuf> {

@@ -7,10 +7,11 @@ pub mod evaluate;
 pub mod load;
 pub mod train;
 
-use profundo_pipeline::Registry;
+use profundo_pipeline::ParamError;
 use profundo_pipeline::artifacts::{FeatureSet, Fold, Split};
 use profundo_pipeline::registry::Slot;
 use profundo_pipeline::stages::{cut_validation, fold_seed};
+use profundo_pipeline::{Registry, StageError};
 
 use embeddings::{EmbeddedItem, FaceEmbeddings, Role, Similarity};
 
@@ -37,15 +38,24 @@ pub const IMAGES_AND_SPLIT: &[Slot] = &[
     },
 ];
 
+/// The preprocessing settings `faces.load_images` recorded in its features (without the
+/// `kind` tag it adds); an error says what the input holds instead.
+pub fn preprocess_of(fs: &FeatureSet) -> Result<crate::preprocess::Preprocess, StageError> {
+    let what = "face preprocessing settings (faces.load_images)";
+    let mut v: serde_json::Value = fs.settings(what)?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("kind");
+    }
+    serde_json::from_value(v)
+        .map_err(|e| StageError::Other(format!("the `features` input does not hold {what}: {e}")))
+}
+
 /// Checks a `valid_fraction` parameter.
-pub fn check_valid_fraction(f: f64) -> Result<(), (String, String)> {
+pub fn check_valid_fraction(f: f64) -> Result<(), ParamError> {
     if (0.0..0.9).contains(&f) {
         Ok(())
     } else {
-        Err((
-            "valid_fraction".into(),
-            format!("must be in [0, 0.9), got {f}"),
-        ))
+        Err(ParamError::new("valid_fraction", f, "must be in [0, 0.9)"))
     }
 }
 

@@ -7,23 +7,22 @@ use std::time::Instant;
 
 use burn::module::Module;
 use profundo_core::backend;
-use profundo_core::manifest::{MANIFEST_FILE, Manifest, save_weights};
+use profundo_core::manifest::Threshold;
 use profundo_core::train::{Examples, TrainConfig};
+use profundo_pipeline::ParamError;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
 use profundo_pipeline::stages::{FoldTraining, member_tag, sanitize};
 use serde::{Deserialize, Serialize};
 
-use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Similarity};
+use super::embeddings::{EmbeddedItem, FaceEmbeddings, FoldEmbeddings, Role, Similarity};
 use super::{FoldParts, threshold_on_validation};
 use crate::augment::FaceAugment;
-use crate::model::{
-    EmbeddingNet, EmbeddingNetConfig, MarginLoss, MarginModel, embed_ensemble, member_weights_file,
-};
-
-/// The model kind written to manifests.
-pub const MODEL_KIND: &str = "face_embedder";
+use crate::model::{EmbeddingNetConfig, MarginLoss, MarginModel, embed_ensemble};
+use crate::model_dir::{FaceManifest, FaceModelSection, FaceTraining, save_embedding_nets};
+use crate::score_norm::{center_embedding, mean_embedding};
+use crate::whiten::Whitening;
 
 /// Parameters of `faces.train_embedding`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -47,6 +46,14 @@ pub struct TrainEmbeddingParams {
     /// members' embeddings side by side (still unit length), so a similarity score is the
     /// mean of the members' cosines. Training takes `members` times as long.
     pub members: usize,
+    /// Centre the embeddings: subtract the mean embedding of the fold's training images
+    /// and re-normalise. Fitted here and saved with the model, so evaluation and the apps
+    /// see the same embeddings; the validation threshold is chosen on the centred ones.
+    pub center: bool,
+    /// With `center`: also whiten the centred embeddings (PCA whitening fitted on the
+    /// fold's training images, each ensemble member on its own; [`crate::whiten`]) with
+    /// this shrinkage, e.g. 0.1. Saved with the model too.
+    pub whiten: Option<f64>,
 }
 
 impl Default for TrainEmbeddingParams {
@@ -60,6 +67,8 @@ impl Default for TrainEmbeddingParams {
             folds: Vec::new(),
             task: "faces.embed".into(),
             members: 1,
+            center: false,
+            whiten: None,
         }
     }
 }
@@ -74,22 +83,27 @@ impl TypedStage for TrainEmbedding {
     const INPUTS: &'static [Slot] = super::IMAGES_AND_SPLIT;
     const OUTPUT: &'static str = FaceEmbeddings::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
         p.model
             .check()
-            .map_err(|e| ("model".to_string(), e.to_string()))?;
+            .map_err(|e| ParamError::rule("model", e.to_string()))?;
         p.loss
             .check()
-            .map_err(|e| ("loss".to_string(), e.to_string()))?;
+            .map_err(|e| ParamError::rule("loss", e.to_string()))?;
         p.training
             .check()
-            .map_err(|e| ("training".to_string(), e.to_string()))?;
+            .map_err(|e| ParamError::core("training", e))?;
         super::check_valid_fraction(p.valid_fraction)?;
         if !(1..=10).contains(&p.members) {
-            return Err((
-                "members".into(),
-                format!("must be 1 to 10, got {}", p.members),
-            ));
+            return Err(ParamError::new("members", p.members, "must be 1 to 10"));
+        }
+        if let Some(w) = p.whiten {
+            if !p.center {
+                return Err(ParamError::rule("whiten", "needs `center = true`"));
+            }
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(ParamError::new("whiten", w, "must be 0 or more"));
+            }
         }
         Ok(())
     }
@@ -166,11 +180,20 @@ impl TypedStage for TrainEmbedding {
                 outcomes.push((out.history, out.best_epoch, out.stop));
             }
             let images: Vec<&[f32]> = (0..fs.items.items.len()).map(|i| fs.item(i)).collect();
-            let vectors = embed_ensemble(&nets, &images, fs.shape, &plain);
+            let mut vectors = embed_ensemble(&nets, &images, fs.shape, &plain);
             let dim = p.model.embedding_dim * p.members;
             let items = super::fold_items(fs, &train, &valid, &test);
-            let (threshold, rule) =
+            let (center, whiten) = match p.center {
+                true => center_and_whiten(&items, &mut vectors, dim, p.members, p.whiten),
+                false => (None, None),
+            };
+            let (threshold, mut rule) =
                 threshold_on_validation(&items, &vectors, dim, Similarity::Cosine);
+            match (&center, &whiten) {
+                (Some(_), Some(_)) => rule.push_str(" (centred, whitened embeddings)"),
+                (Some(_), None) => rule.push_str(" (centred embeddings)"),
+                _ => {}
+            }
             let best_epochs: Vec<usize> = outcomes.iter().map(|o| o.1).collect();
             let (history, best_epoch, stop) = outcomes.swap_remove(0);
             ctx.log(&format!(
@@ -179,38 +202,33 @@ impl TypedStage for TrainEmbedding {
             ));
             let rel = format!("fold-{tag}");
             let dir = root.join(&rel);
-            let manifest = Manifest {
-                format: 1,
-                kind: MODEL_KIND.into(),
-                task: p.task.clone(),
-                profundo_version: profundo_core::VERSION.into(),
-                created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                model: serde_json::to_value(&p.model).unwrap_or_default(),
+            let section = FaceModelSection {
+                network: p.model.clone(),
+                members: p.members,
                 input_shape: fs.shape,
-                labels: people.clone(),
-                features: serde_json::from_str(&fs.extractor).unwrap_or_default(),
-                training: serde_json::json!({
-                    "config": p.training,
-                    "loss": p.loss,
-                    "augment": p.augment,
-                    "fold": fold.name,
-                    "train_items": train.len(),
-                    "valid_items": valid.len(),
-                    "best_epoch": best_epoch,
-                    "best_epochs": best_epochs,
-                    "stop": stop,
-                    "seed": seed,
-                    "backend": ctx.backend.to_string(),
-                }),
-                metrics: serde_json::json!({}),
-                dataset_fingerprint: fs.fingerprint.clone(),
-                decision: serde_json::json!({
-                    "similarity": "cosine",
-                    "threshold": threshold,
-                    "rule": rule,
-                    "members": p.members,
-                }),
+                preprocess: super::preprocess_of(fs)?,
+                similarity: Similarity::Cosine,
+                center,
+                whiten,
+                people: people.clone(),
+                training: FaceTraining {
+                    config: p.training.clone(),
+                    loss: p.loss.clone(),
+                    augment: p.augment.clone(),
+                    fold: fold.name.clone(),
+                    train_items: train.len(),
+                    valid_items: valid.len(),
+                    best_epochs: best_epochs.clone(),
+                    stop,
+                    seed,
+                    backend: ctx.backend.to_string(),
+                },
             };
+            let mut manifest = FaceManifest::new(&p.task, &fs.fingerprint, section);
+            manifest.threshold = Some(Threshold {
+                value: threshold,
+                rule: rule.clone(),
+            });
             save_embedding_nets(&dir, &nets, &manifest)?;
             profundo_core::plots::training_curves(
                 &dir.join("training.png"),
@@ -244,16 +262,34 @@ impl TypedStage for TrainEmbedding {
     }
 }
 
-/// Writes each member network's weights and the manifest (last) into `dir`.
-pub fn save_embedding_nets(
-    dir: &std::path::Path,
-    nets: &[EmbeddingNet],
-    manifest: &Manifest,
-) -> Result<(), StageError> {
-    std::fs::create_dir_all(dir).map_err(|e| profundo_core::CoreError::io(dir, e))?;
-    for (k, net) in nets.iter().enumerate() {
-        save_weights(&dir.join(member_weights_file(k)), net)?;
+/// Fits the centring (and, with `whiten`, the whitening over `members` blocks) on the
+/// training images' embeddings and applies it to every embedding in `vectors`. Nothing is
+/// fitted without training images.
+fn center_and_whiten(
+    items: &[EmbeddedItem],
+    vectors: &mut [f32],
+    dim: usize,
+    members: usize,
+    whiten: Option<f64>,
+) -> (Option<Vec<f32>>, Option<Whitening>) {
+    let train: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].role == Role::Train)
+        .collect();
+    let row = |v: &[f32], i: usize| v[i * dim..(i + 1) * dim].to_vec();
+    let Some(mean) = mean_embedding(train.iter().map(|&i| &vectors[i * dim..(i + 1) * dim]), dim)
+    else {
+        return (None, None);
+    };
+    for v in vectors.chunks_mut(dim.max(1)) {
+        center_embedding(v, &mean);
     }
-    profundo_core::fsutil::write_json_atomic(&dir.join(MANIFEST_FILE), manifest)?;
-    Ok(())
+    let whitening = whiten.and_then(|shrink| {
+        let rows: Vec<Vec<f32>> = train.iter().map(|&i| row(vectors, i)).collect();
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        Whitening::fit(&refs, dim, members, shrink)
+    });
+    if let Some(w) = &whitening {
+        vectors.chunks_mut(dim.max(1)).for_each(|v| w.apply(v));
+    }
+    (Some(mean), whitening)
 }

@@ -1,4 +1,4 @@
-//! `classifier`: the models `train.classifier` produced (one per fold, plus an optional
+//! `classifier`: the models `speech.train` produced (one per fold, plus an optional
 //! final model trained on all data) and each fold's held-out predictions.
 
 use std::any::Any;
@@ -44,7 +44,7 @@ pub struct FoldModel {
     pub predictions: Vec<Prediction>,
 }
 
-/// Output of `train.classifier`.
+/// Output of `speech.train`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainedClassifier {
     /// Class names.

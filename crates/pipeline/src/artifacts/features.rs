@@ -19,8 +19,11 @@ pub struct FeatureSet {
     pub shape: [usize; 3],
     /// All values, item after item.
     pub data: Vec<f32>,
-    /// The extractor's settings as JSON, with a `kind` field naming the stage kind; stored
-    /// in model manifests so apps compute identical features.
+    /// The extractor's settings as JSON text, with a `kind` field naming the stage kind.
+    /// A pass-through edge: this generic artifact carries a domain's settings without
+    /// knowing their type (and postcard, the cache format, cannot hold a `serde_json::Value`);
+    /// the domain's training stage reads them typed with [`FeatureSet::settings`] and stores
+    /// them in the model manifest so apps compute identical features.
     pub extractor: String,
     /// blake3 fingerprint of the source data.
     pub fingerprint: String,
@@ -36,6 +39,20 @@ impl FeatureSet {
     pub fn item(&self, i: usize) -> &[f32] {
         let n: usize = self.shape.iter().product();
         &self.data[i * n..(i + 1) * n]
+    }
+
+    /// The extractor's settings as the domain's type `T`; an error names the stage kind
+    /// that wrote them and what does not fit.
+    pub fn settings<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, StageError> {
+        serde_json::from_str(&self.extractor).map_err(|e| {
+            let kind = serde_json::from_str::<serde_json::Value>(&self.extractor)
+                .ok()
+                .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+                .unwrap_or_else(|| "an unknown stage".into());
+            StageError::Other(format!(
+                "the `features` input (from {kind}) does not hold {what}: {e}"
+            ))
+        })
     }
 
     /// Loads from a cache directory.

@@ -1,10 +1,12 @@
 //! `metrics`: evaluation results, a Markdown report section and plot files.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use profundo_core::fsutil::{read_json, write_json_atomic};
+use profundo_core::manifest::{Domain, Threshold};
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
@@ -13,8 +15,20 @@ use crate::registry::{Artifact, Publication};
 /// Evaluation output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsArtifact {
-    /// Metrics as JSON (merged into the run's `metrics.json` under the stage name).
+    /// Metrics as JSON, merged into the run's `metrics.json` under the stage name. A
+    /// pass-through edge: each evaluation stage writes its own layout, which this generic
+    /// artifact and the run directory carry without reading.
     pub metrics: serde_json::Value,
+    /// What `export.model` records as the manifest's `metrics`: the evaluating domain's
+    /// typed summary (its `ModelSection::Metrics`), serialised. A pass-through edge too:
+    /// the domain's manifest reader checks it.
+    pub summary: Option<serde_json::Value>,
+    /// The domain whose models the summary fits (`None`: any, e.g. a generic classifier
+    /// evaluation); `export.model` refuses a model of another domain.
+    pub domain: Option<Domain>,
+    /// Decision thresholds the evaluation re-chose, by fold (e.g. on people unseen in
+    /// training); `export.model` sets the exported fold's in the manifest.
+    pub thresholds: BTreeMap<String, Threshold>,
     /// Markdown for `report.md`.
     pub report: String,
     /// Plot files (names inside `root`).

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `features` | feature stages (e.g. `speech.log_mel`) | fixed-shape tensors per item + labels |
 //! | `split` | `split.by_group`, `split.by_pattern` | folds: which items are test items |
-//! | `classifier` | `train.classifier` | one trained model per fold (+ final), held-out predictions |
+//! | `classifier` | `speech.train` | one trained model per fold (+ final), held-out predictions |
 //! | `metrics` | `eval.classification` | metrics JSON, report section, plots |
 //! | `model` | `export.model` | a model directory with `manifest.json` |
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use profundo_core::fsutil::copy_dir;
-use profundo_core::manifest::Manifest;
+use profundo_core::manifest::PassThroughManifest;
 
 use crate::StageError;
 use crate::registry::{Artifact, Publication};
@@ -16,8 +16,8 @@ use crate::registry::{Artifact, Publication};
 pub struct ModelArtifact {
     /// Directory holding the model files.
     pub dir: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
+    /// Its manifest (the domain section passes through; the domain's apps read it typed).
+    pub manifest: PassThroughManifest,
 }
 
 impl ModelArtifact {
@@ -26,7 +26,7 @@ impl ModelArtifact {
 
     /// Loads from a cache directory.
     pub fn load(dir: &Path) -> Result<Arc<dyn Artifact>, StageError> {
-        let manifest = Manifest::load(dir)?;
+        let manifest = PassThroughManifest::load_any(dir)?;
         Ok(Arc::new(ModelArtifact {
             dir: dir.to_path_buf(),
             manifest,
@@ -43,9 +43,8 @@ impl Artifact for ModelArtifact {
     }
     fn summary(&self) -> String {
         format!(
-            "{} model, {} labels",
-            self.manifest.kind,
-            self.manifest.labels.len()
+            "{} model for task `{}`",
+            self.manifest.domain, self.manifest.task
         )
     }
     fn as_any(&self) -> &dyn Any {
@@ -59,21 +58,11 @@ impl Artifact for ModelArtifact {
     ) -> Result<(), StageError> {
         let dest = run.run_dir.join("model");
         profundo_core::fsutil::write_dir_atomic(&dest, |tmp| copy_dir(cache_dir, tmp))?;
-        let labels = if self.manifest.labels.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({} labels: {})",
-                self.manifest.labels.len(),
-                self.manifest.labels.join(", ")
-            )
-        };
         run.report.push((
             "Model".into(),
             format!(
-                "`model/` holds a `{}` model{labels} for task `{}`; apps load it with \
-                 `--model {}`.\n",
-                self.manifest.kind,
+                "`model/` holds a {} model for task `{}`; apps load it with `--model {}`.\n",
+                self.manifest.domain,
                 self.manifest.task,
                 run.run_dir.display()
             ),

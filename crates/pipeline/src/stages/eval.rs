@@ -8,7 +8,7 @@ use profundo_core::metrics::{ConfusionMatrix, accuracy, mean_std, top_k_accuracy
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::train::argmax;
+use super::fold_training::argmax;
 use crate::StageError;
 use crate::artifacts::{MetricsArtifact, Prediction, TrainedClassifier};
 use crate::registry::{Artifact, Slot, StageContext, TypedStage, input};
@@ -30,6 +30,26 @@ impl Default for EvalParams {
             group_name: "group".into(),
         }
     }
+}
+
+/// The headline of a classification evaluation, as a model manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationSummary {
+    /// The split protocol evaluated.
+    pub protocol: String,
+    /// Accuracy pooled over every held-out item.
+    pub accuracy: f64,
+    /// Macro-averaged F1, pooled.
+    pub macro_f1: f64,
+    /// Held-out items.
+    pub items: usize,
+    /// Mean of the folds' accuracies.
+    pub fold_accuracy_mean: f64,
+    /// Their standard deviation.
+    pub fold_accuracy_std: f64,
+    /// Folds evaluated.
+    pub folds: usize,
 }
 
 /// Evaluates held-out predictions.
@@ -179,8 +199,22 @@ impl TypedStage for EvalClassification {
         if let Some(t) = pooled.top_k {
             metrics[format!("top{}_accuracy", p.top_k)] = json!(t);
         }
+        let summary = ClassificationSummary {
+            protocol: c.protocol.clone(),
+            accuracy: pooled.accuracy,
+            macro_f1: pooled.macro_f1,
+            items: pooled.n,
+            fold_accuracy_mean: mean,
+            fold_accuracy_std: std,
+            folds: fold_acc.len(),
+        };
         Ok(Arc::new(MetricsArtifact {
             metrics,
+            summary: Some(
+                serde_json::to_value(&summary).map_err(|e| StageError::Other(e.to_string()))?,
+            ),
+            domain: None,
+            thresholds: Default::default(),
             report: md,
             plots: vec!["confusion.png".into()],
             root: plot_dir,

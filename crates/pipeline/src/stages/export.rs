@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use profundo_core::fsutil::{copy_dir, write_json_atomic};
-use profundo_core::manifest::{MANIFEST_FILE, Manifest};
+use profundo_core::fsutil::copy_dir;
+use profundo_core::manifest::PassThroughManifest;
 use serde::{Deserialize, Serialize};
 
 use crate::StageError;
@@ -76,35 +76,36 @@ impl TypedStage for ExportModel {
         })?;
         let dir = ctx.work_dir.join("model");
         copy_dir(path, &dir)?;
-        let mut manifest = Manifest::load(&dir)?;
+        // The domain section passes through untouched; the domain's reader checks it.
+        let mut manifest = PassThroughManifest::load_any(&dir)?;
         if let Some(Some(metrics)) = inputs.get(1) {
             let metrics: &MetricsArtifact = downcast(metrics)?;
-            manifest.metrics = metrics.metrics.clone();
-            if let Some(o) = manifest.metrics.as_object_mut() {
-                // Keep the manifest small: the confusion matrix and per-item detail stay in the run.
-                o.remove("confusion");
-                // An evaluation may re-calibrate a fold's decision rule (e.g. a threshold
-                // chosen on people unseen in training): `decision.<fold>` overrides those
-                // fields of the exported model's `decision`.
-                if let Some(serde_json::Value::Object(update)) = o
-                    .remove("decision")
-                    .and_then(|mut d| d.get_mut(&wanted).map(serde_json::Value::take))
-                    && let serde_json::Value::Object(decision) = &mut manifest.decision
-                {
-                    for (k, v) in update {
-                        decision.insert(k, v);
-                    }
-                    // Name the fields, not their values: a whitening holds thousands.
-                    let fields: Vec<&str> = decision.keys().map(String::as_str).collect();
-                    ctx.log(&format!(
-                        "decision rule of `{wanted}` re-calibrated by the evaluation: threshold {}, fields {}",
-                        decision.get("threshold").unwrap_or(&serde_json::Value::Null),
-                        fields.join(", ")
-                    ));
+            if let Some(domain) = metrics.domain
+                && domain != manifest.domain
+            {
+                return Err(StageError::Other(format!(
+                    "the metrics come from a {domain} evaluation, but the model is a {} model",
+                    manifest.domain
+                )));
+            }
+            manifest.metrics = metrics.summary.clone();
+            // An evaluation may re-calibrate a fold's decision threshold (e.g. on people
+            // unseen in training): the exported model carries its fold's.
+            if let Some(t) = metrics.thresholds.get(&wanted) {
+                if manifest.threshold.is_none() {
+                    return Err(StageError::Other(format!(
+                        "the evaluation re-chose a threshold for `{wanted}`, but the model \
+                         decides by none"
+                    )));
                 }
+                ctx.log(&format!(
+                    "threshold of `{wanted}` re-calibrated by the evaluation: {:.4} ({})",
+                    t.value, t.rule
+                ));
+                manifest.threshold = Some(t.clone());
             }
         }
-        write_json_atomic(&dir.join(MANIFEST_FILE), &manifest)?;
+        manifest.save(&dir)?;
         ctx.log(&format!("exported the `{wanted}` model"));
         Ok(Arc::new(ModelArtifact { dir, manifest }))
     }

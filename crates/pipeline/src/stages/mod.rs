@@ -2,16 +2,15 @@
 
 mod eval;
 mod export;
+mod fold_training;
 mod split;
-mod train;
 
-pub use eval::EvalClassification;
+pub use eval::{ClassificationSummary, EvalClassification};
 pub use export::ExportModel;
-pub use split::{SplitByGroup, SplitByPattern};
-pub use train::{
-    FoldTraining, TrainClassifier, argmax, cut_validation, fold_seed, member_tag, sanitize,
-    test_views,
+pub use fold_training::{
+    FoldTraining, argmax, cut_validation, fold_seed, member_tag, sanitize, test_views,
 };
+pub use split::{SplitByGroup, SplitByPattern};
 
 use crate::registry::Registry;
 
@@ -20,7 +19,6 @@ pub fn register(reg: &mut Registry) {
     crate::artifacts::register(reg);
     reg.stage::<SplitByGroup>()
         .stage::<SplitByPattern>()
-        .stage::<TrainClassifier>()
         .stage::<EvalClassification>()
         .stage::<ExportModel>();
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StageError;
 use crate::artifacts::{Fold, Items, Split};
+use crate::registry::ParamError;
 use crate::registry::{Artifact, Slot, StageContext, TypedStage};
 
 const ANY_ITEMS: &[Slot] = &[Slot {
@@ -50,10 +51,10 @@ impl TrainOnly {
     }
 }
 
-fn check_train_only(pattern: &Option<String>) -> Result<(), (String, String)> {
+fn check_train_only(pattern: &Option<String>) -> Result<(), ParamError> {
     TrainOnly::new(pattern).map(|_| ()).map_err(|e| {
-        (
-            "train_only_groups".into(),
+        ParamError::rule(
+            "train_only_groups",
             format!("invalid regular expression: {e}"),
         )
     })
@@ -113,21 +114,23 @@ impl TypedStage for SplitByGroup {
     const INPUTS: &'static [Slot] = ANY_ITEMS;
     const OUTPUT: &'static str = Split::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
         check_train_only(&p.train_only_groups)?;
         let chosen = usize::from(!p.test_groups.is_empty())
             + usize::from(p.leave_one_out)
             + usize::from(p.group_folds > 0);
         match chosen {
-            0 => Err((
-                "test_groups".into(),
-                "give `test_groups = [...]`, `leave_one_out = true` or `group_folds = K`".into(),
+            0 => Err(ParamError::rule(
+                "test_groups",
+                "give `test_groups = [...]`, `leave_one_out = true` or `group_folds = K`",
             )),
-            1 if p.group_folds == 1 => Err(("group_folds".into(), "needs at least 2 folds".into())),
+            1 if p.group_folds == 1 => {
+                Err(ParamError::rule("group_folds", "needs at least 2 folds"))
+            }
             1 => Ok(()),
-            _ => Err((
-                "leave_one_out".into(),
-                "use only one of `test_groups`, `leave_one_out` and `group_folds`".into(),
+            _ => Err(ParamError::rule(
+                "leave_one_out",
+                "use only one of `test_groups`, `leave_one_out` and `group_folds`",
             )),
         }
     }
@@ -259,11 +262,11 @@ impl TypedStage for SplitByPattern {
     const INPUTS: &'static [Slot] = ANY_ITEMS;
     const OUTPUT: &'static str = Split::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
         check_train_only(&p.train_only_groups)?;
         regex::Regex::new(&p.test)
             .map(|_| ())
-            .map_err(|e| ("test".into(), format!("invalid regular expression: {e}")))
+            .map_err(|e| ParamError::rule("test", format!("invalid regular expression: {e}")))
     }
 
     fn run(

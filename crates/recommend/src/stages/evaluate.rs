@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+use profundo_core::manifest::Domain;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::MetricsArtifact;
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use crate::model_dir::RecommendSummary;
 
 use super::artifacts::Recommenders;
 use super::{RATINGS, SPLIT, ratings_and_split, recommenders};
@@ -116,8 +119,28 @@ impl TypedStage for EvaluateRecommender {
             metrics.insert("ndcg@10_over_popularity".into(), json!(ratio));
         }
         let report = report(&split.protocol, &systems);
+        let model_evals = &systems[0].1;
+        let mean = |get: &dyn Fn(&FoldEvaluation) -> Option<f64>| {
+            Some(mean_of(model_evals, get)).filter(|v| v.is_finite())
+        };
+        let summary = RecommendSummary {
+            protocol: split.protocol.clone(),
+            method: systems[0].0.clone(),
+            folds: model_evals.len(),
+            rmse: mean(&|e| e.rmse),
+            mae: mean(&|e| e.mae),
+            ndcg_at_10: mean(&|e| e.at(10).map(|r| r.ndcg)),
+            hr_at_10: mean(&|e| e.at(10).map(|r| r.hr)),
+            recall_at_10: mean(&|e| e.at(10).map(|r| r.recall)),
+            ndcg_at_10_over_popularity: Some(ratio).filter(|r| r.is_finite()),
+        };
         Ok(Arc::new(MetricsArtifact {
             metrics: Value::Object(metrics),
+            summary: Some(
+                serde_json::to_value(&summary).map_err(|e| StageError::Other(e.to_string()))?,
+            ),
+            domain: Some(Domain::Recommend),
+            thresholds: Default::default(),
             report,
             plots: Vec::new(),
             root: ctx.work_dir.clone(),

@@ -8,6 +8,7 @@ pub mod train;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use profundo_pipeline::ParamError;
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, data_path, input};
 use profundo_pipeline::{Registry, StageError};
 use serde::{Deserialize, Serialize};
@@ -93,12 +94,12 @@ impl TypedStage for LoadRatings {
     const INPUTS: &'static [Slot] = &[];
     const OUTPUT: &'static str = Ratings::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
         if let Some([lo, hi]) = p.scale
             && !(lo.is_finite() && hi.is_finite() && lo < hi)
         {
-            return Err((
-                "scale".into(),
+            return Err(ParamError::rule(
+                "scale",
                 format!("must be [min, max] with min < max, got [{lo}, {hi}]"),
             ));
         }
@@ -232,10 +233,10 @@ impl TypedStage for SplitRatings {
     const INPUTS: &'static [Slot] = &[RATINGS];
     const OUTPUT: &'static str = RatingSplit::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
         p.method()
             .check()
-            .map_err(|e| ("method".to_string(), e.to_string()))
+            .map_err(|e| ParamError::rule("method", e.to_string()))
     }
 
     fn run(

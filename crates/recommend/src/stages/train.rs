@@ -6,16 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use profundo_core::backend;
-use profundo_core::manifest::{MANIFEST_FILE, Manifest};
-use profundo_pipeline::StageError;
+use profundo_core::manifest::MANIFEST_FILE;
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage};
 use profundo_pipeline::stages::{fold_seed, sanitize};
+use profundo_pipeline::{ParamError, StageError};
 use serde::{Deserialize, Serialize};
 
 use super::artifacts::{FoldRecommender, Recommenders};
 use super::{RATINGS_AND_SPLIT, ratings_and_split};
 use crate::dataset::Interactions;
-use crate::serving::{MANIFEST_KIND, ServingModel};
+use crate::model_dir::{RatingData, RecommenderManifest, RecommenderSection, RecommenderTraining};
+use crate::serving::ServingModel;
 use crate::train::{FitConfig, Fitted, ModelKind, fit};
 
 /// Parameters of `recommend.train`.
@@ -55,10 +56,8 @@ impl TypedStage for TrainRecommender {
     const INPUTS: &'static [Slot] = RATINGS_AND_SPLIT;
     const OUTPUT: &'static str = Recommenders::TYPE;
 
-    fn check(p: &Self::Params) -> Result<(), (String, String)> {
-        p.training
-            .check(p.model)
-            .map_err(|(f, m)| (format!("training.{f}"), m))
+    fn check(p: &Self::Params) -> Result<(), ParamError> {
+        p.training.check(p.model).map_err(|e| e.within("training"))
     }
 
     fn run(
@@ -180,43 +179,31 @@ fn save_model(
     ServingModel::new(p.model, f.model.clone(), d, train).save(dir)?;
     let bytes = postcard::to_allocvec(f).map_err(|e| StageError::Other(e.to_string()))?;
     profundo_core::fsutil::write_atomic(&dir.join(FIT_FILE), &bytes)?;
-    let manifest = Manifest {
-        format: 1,
-        kind: MANIFEST_KIND.into(),
-        task: p.task.clone(),
-        profundo_version: profundo_core::VERSION.into(),
-        created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        model: serde_json::json!({ "kind": p.model, "method": method, "factors": f.model.dim }),
-        input_shape: [0, 0, 0],
-        labels: Vec::new(),
-        features: serde_json::json!({
-            "kind": "recommend.load_ratings",
-            "source": d.source,
-            "users": d.users.len(),
-            "items": d.items.len(),
-            "explicit": d.explicit,
-            "scale": [d.scale.0, d.scale.1],
-        }),
-        training: serde_json::json!({
-            "config": p.training,
-            "fold": fold,
-            "fit_interactions": f.fit_rows,
-            "valid_interactions": f.valid_rows,
-            "best_epoch": f.best_epoch,
-            "epochs_run": f.history.len(),
-            "stop": f.stop,
-            "seed": seed,
-            "backend": ctx.backend.to_string(),
-            "seconds": f.seconds,
-        }),
-        metrics: serde_json::json!({}),
-        dataset_fingerprint: fingerprint(d, train),
-        decision: serde_json::json!({
-            "exclude": "items the user interacted with in training",
-            "cold_start": "most popular training items",
-            "rating_predictions": f.model.predicts_ratings,
-        }),
+    let section = RecommenderSection {
+        kind: p.model,
+        method: method.to_string(),
+        factors: f.model.dim,
+        predicts_ratings: f.model.predicts_ratings,
+        data: RatingData {
+            source: d.source.clone(),
+            users: d.users.len(),
+            items: d.items.len(),
+            explicit: d.explicit,
+            scale: [d.scale.0, d.scale.1],
+        },
+        training: RecommenderTraining {
+            config: p.training.clone(),
+            fold: fold.to_string(),
+            fit_interactions: f.fit_rows,
+            valid_interactions: f.valid_rows,
+            best_epoch: f.best_epoch,
+            epochs_run: f.history.len(),
+            stop: f.stop.clone(),
+            seed,
+            backend: ctx.backend.to_string(),
+            seconds: f.seconds,
+        },
     };
-    profundo_core::fsutil::write_json_atomic(&dir.join(MANIFEST_FILE), &manifest)?;
+    RecommenderManifest::new(&p.task, &fingerprint(d, train), section).save(dir)?;
     Ok(())
 }

@@ -28,6 +28,11 @@ use toml::Spanned;
 use crate::error::{Diagnostic, PipelineError, Result};
 use crate::registry::{PreparedStage, Registry, nearest};
 
+mod expand;
+pub use expand::expand_env;
+#[allow(unused_imports)]
+use expand::*;
+
 type SpannedTable = IndexMap<Spanned<String>, Spanned<toml::Value>>;
 
 #[derive(Deserialize)]
@@ -392,9 +397,9 @@ pub fn parse(
                     .param
                     .as_deref()
                     .and_then(|p| t.key_offset(p.split('.').next().unwrap_or(p)))
-                    .or_else(|| unknown_field(&e.message).and_then(|f| t.key_offset(&f)))
+                    .or_else(|| unknown_field(&e.expected).and_then(|f| t.key_offset(&f)))
                     .or(Some(stage_off));
-                let hint = unknown_field(&e.message).and_then(|f| {
+                let hint = unknown_field(&e.expected).and_then(|f| {
                     let schema = kind.schema();
                     let props = schema_properties(&schema);
                     nearest(&f, props.iter().map(String::as_str))
@@ -403,13 +408,16 @@ pub fn parse(
                             Some(format!("parameters of {kind_name}: {}", props.join(", ")))
                         })
                 });
-                let what = e.param.map(|p| format!(" `{p}`")).unwrap_or_default();
+                let what = e
+                    .param
+                    .as_ref()
+                    .map(|p| format!(" `{p}`"))
+                    .unwrap_or_default();
+                let sep = if e.value.is_some() { " " } else { ": " };
+                let detail = format!("{sep}{}", e.detail());
                 cx.err(
                     off,
-                    format!(
-                        "stage `{name}` ({kind_name}): invalid parameter{what}: {}",
-                        e.message
-                    ),
+                    format!("stage `{name}` ({kind_name}): invalid parameter{what}{detail}"),
                     hint,
                 );
                 continue;
@@ -559,164 +567,6 @@ fn topo_order(stages: &[StageSpec]) -> Vec<usize> {
     }
 }
 
-/// A stage table after `${ENV}` expansion, with the source offset of each key.
-struct Expanded {
-    values: toml::Table,
-    offsets: HashMap<String, usize>,
-}
-
-impl Expanded {
-    fn key_offset(&self, key: &str) -> Option<usize> {
-        self.offsets.get(key).copied()
-    }
-}
-
-fn expand_table(table: SpannedTable, cx: &mut Ctx<'_>) -> Expanded {
-    let mut values = toml::Table::new();
-    let mut offsets = HashMap::new();
-    for (k, v) in table {
-        let off = k.span().start;
-        let value = expand_value(v.into_inner(), off, cx);
-        offsets.insert(k.get_ref().clone(), off);
-        values.insert(k.into_inner(), value);
-    }
-    Expanded { values, offsets }
-}
-
-fn expand_value(v: toml::Value, off: usize, cx: &mut Ctx<'_>) -> toml::Value {
-    match v {
-        toml::Value::String(s) => {
-            match expand_env(&s, env_or_default) {
-                Ok(e) => toml::Value::String(e),
-                Err(var) => {
-                    cx.err(
-                    Some(off),
-                    format!("environment variable `{var}` is not set"),
-                    Some(format!("set it (e.g. `export {var}=...`) or give a default: `${{{var}:-default}}`")),
-                );
-                    toml::Value::String(s)
-                }
-            }
-        }
-        toml::Value::Array(a) => {
-            toml::Value::Array(a.into_iter().map(|x| expand_value(x, off, cx)).collect())
-        }
-        toml::Value::Table(t) => toml::Value::Table(
-            t.into_iter()
-                .map(|(k, x)| (k, expand_value(x, off, cx)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-/// An environment variable's value; `PROFUNDO_DATA` defaults to the data folder that
-/// `profundo data fetch` fills (the platform's data directory), so a pipeline reads fetched
-/// datasets without any variable set.
-fn env_or_default(key: &str) -> Option<String> {
-    std::env::var(key)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .or_else(|| {
-            (key == profundo_data::DATA_ENV)
-                .then(|| profundo_data::data_dir().display().to_string())
-        })
-}
-
-/// Expands `${VAR}` and `${VAR:-default}`; `Err(VAR)` names an unset variable without default.
-pub fn expand_env(
-    s: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let body = &after[..end];
-        let (var, default) = match body.split_once(":-") {
-            Some((v, d)) => (v, Some(d)),
-            None => (body, None),
-        };
-        match (lookup(var).filter(|v| !v.is_empty()), default) {
-            (Some(v), _) => out.push_str(&v),
-            (None, Some(d)) => out.push_str(d),
-            (None, None) => return Err(var.to_string()),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// `stage.param.sub=value` overrides grouped by stage (`pipeline` for the `[pipeline]` table).
-fn parse_overrides(
-    items: &[String],
-    cx: &mut Ctx<'_>,
-) -> BTreeMap<String, Vec<(Vec<String>, toml::Value)>> {
-    let mut out: BTreeMap<String, Vec<(Vec<String>, toml::Value)>> = BTreeMap::new();
-    for item in items {
-        let Some((path, raw)) = item.split_once('=') else {
-            cx.err(
-                None,
-                format!("--set `{item}`: expected `stage.param=value`"),
-                None,
-            );
-            continue;
-        };
-        let mut parts: Vec<String> = path.trim().split('.').map(str::to_string).collect();
-        if parts.len() == 1 {
-            if ["name", "description", "seed", "backend", "device"].contains(&parts[0].as_str()) {
-                parts.insert(0, "pipeline".into());
-            } else {
-                cx.err(
-                    None,
-                    format!("--set `{item}`: expected `stage.param=value`"),
-                    Some("pipeline settings: seed, backend, device, name, description".into()),
-                );
-                continue;
-            }
-        }
-        let stage = parts.remove(0);
-        out.entry(stage)
-            .or_default()
-            .push((parts, parse_scalar(raw.trim())));
-    }
-    out
-}
-
-/// A `--set` value: TOML if it parses as a value, else a plain string.
-fn parse_scalar(raw: &str) -> toml::Value {
-    toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
-}
-
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
-    match path {
-        [] => {}
-        [last] => {
-            table.insert(last.clone(), value);
-        }
-        [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !entry.is_table() {
-                *entry = toml::Value::Table(toml::Table::new());
-            }
-            if let toml::Value::Table(t) = entry {
-                set_path(t, rest, value);
-            }
-        }
-    }
-}
-
 /// The field named in serde's "unknown field `x`" message.
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.split("unknown field `").nth(1)?;
@@ -747,35 +597,4 @@ fn find_key(text: &str, key: &str) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_expansion_with_defaults() {
-        let env = |k: &str| (k == "A").then(|| "x".to_string());
-        assert_eq!(expand_env("${A}/y", env).unwrap(), "x/y");
-        assert_eq!(expand_env("${B:-d}/${A}", env).unwrap(), "d/x");
-        assert_eq!(expand_env("${B}", env).unwrap_err(), "B");
-        assert_eq!(expand_env("plain", env).unwrap(), "plain");
-    }
-
-    #[test]
-    fn scalars_parse_as_toml_or_strings() {
-        assert_eq!(parse_scalar("3"), toml::Value::Integer(3));
-        assert_eq!(parse_scalar("0.5"), toml::Value::Float(0.5));
-        assert_eq!(
-            parse_scalar("[1, 2]"),
-            toml::Value::Array(vec![1.into(), 2.into()])
-        );
-        assert_eq!(parse_scalar("tch"), toml::Value::String("tch".into()));
-    }
-
-    #[test]
-    fn unknown_field_is_extracted() {
-        assert_eq!(
-            unknown_field("unknown field `epoch`, expected one of"),
-            Some("epoch".into())
-        );
-        assert_eq!(unknown_field("invalid type"), None);
-    }
-}
+mod tests;

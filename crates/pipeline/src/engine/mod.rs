@@ -21,6 +21,15 @@ use crate::registry::{Artifact, Publication, Registry, StageContext};
 use crate::run_dir::{RunStatus, StageStatus, new_run_dir, set_latest};
 use crate::spec::Pipeline;
 
+mod locks;
+#[allow(unused_imports)]
+use locks::*;
+
+mod keys;
+pub use keys::hash_path;
+#[allow(unused_imports)]
+use keys::*;
+
 /// How to run a pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -46,7 +55,8 @@ pub struct RunSummary {
     pub run_dir: PathBuf,
     /// Per-stage outcomes, in execution order.
     pub stages: Vec<StageStatus>,
-    /// The run's metrics (as in `metrics.json`).
+    /// The run's metrics (as in `metrics.json`): a pass-through edge, each evaluation
+    /// stage's own layout under its name.
     pub metrics: serde_json::Value,
 }
 
@@ -398,141 +408,6 @@ impl Exec<'_> {
                 })?;
         }
         Ok(publication)
-    }
-}
-
-/// Opens `path` (creating it and its folder) and takes its exclusive lock, held while the
-/// returned file lives; the operating system releases it when the process ends, however it
-/// ends. When another process holds it, `busy` is called with the file first: it may read
-/// who holds it and return an error instead of waiting.
-fn exclusive_lock(
-    path: &Path,
-    busy: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> std::io::Result<std::fs::File> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            busy(&mut file)?;
-            file.lock()?;
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(e),
-    }
-    Ok(file)
-}
-
-/// Holds the exclusive lock `<pipeline root>/.lock` while the returned file lives. The
-/// holder writes `pid N` into the file so that a waiting run can say whom it waits for;
-/// with `wait` false a held lock is a [`PipelineError::Locked`] naming the holder.
-fn lock_pipeline(root: &Path, wait: bool) -> Result<std::fs::File> {
-    use std::io::{Read, Seek, Write};
-    let path = root.join(".lock");
-    let mut held_by = None;
-    let locked = exclusive_lock(&path, |file| {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        let holder = match holder.trim() {
-            "" => "another process".to_string(),
-            h => h.to_string(),
-        };
-        if !wait {
-            held_by = Some(holder);
-            return Err(std::io::Error::from(std::io::ErrorKind::WouldBlock));
-        }
-        tracing::warn!("waiting for the lock held by {holder} ({})", path.display());
-        Ok(())
-    });
-    let io = |e| PipelineError::from(profundo_core::CoreError::io(&path, e));
-    let mut file = match (locked, held_by) {
-        (Ok(file), _) => file,
-        (Err(_), Some(holder)) => {
-            return Err(PipelineError::Locked {
-                path: path.clone(),
-                holder,
-            });
-        }
-        (Err(e), None) => return Err(io(e)),
-    };
-    file.set_len(0).map_err(io)?;
-    file.rewind().map_err(io)?;
-    writeln!(file, "pid {}", std::process::id()).map_err(io)?;
-    file.flush().map_err(io)?;
-    Ok(file)
-}
-
-/// Holds an exclusive lock on `<cache dir>.lock` (released when dropped), waiting for
-/// another process that holds it.
-fn lock_stage(dir: &Path, stage: &str) -> std::result::Result<std::fs::File, StageError> {
-    let path = dir.with_extension("lock");
-    exclusive_lock(&path, |_| {
-        tracing::info!("[{stage}] another run is computing this stage; waiting for it");
-        Ok(())
-    })
-    .map_err(|e| StageError::io(&path, e))
-}
-
-/// The encoding of cached artifacts, part of every cache key: bump it when an artifact's
-/// stored form changes, so that caches written by an older build are recomputed rather than
-/// misread. 2: items carry their test-time `view`.
-const CACHE_FORMAT: u32 = 2;
-
-fn compute_keys(p: &Pipeline) -> HashMap<String, String> {
-    let mut keys: HashMap<String, String> = HashMap::new();
-    let pipeline_dir = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
-    for st in &p.stages {
-        let mut h = blake3::Hasher::new();
-        h.update(profundo_core::VERSION.as_bytes());
-        h.update(&CACHE_FORMAT.to_le_bytes());
-        h.update(st.kind.as_bytes());
-        h.update(canonical(&st.prepared.params_json()).as_bytes());
-        h.update(format!("{}|{}|{}", p.meta.seed, p.meta.backend, p.meta.device).as_bytes());
-        for i in st.inputs.iter() {
-            match i {
-                Some(name) => {
-                    h.update(keys.get(name).map(String::as_str).unwrap_or("?").as_bytes())
-                }
-                None => h.update(b"-"),
-            };
-        }
-        for path in st.prepared.reads(&pipeline_dir) {
-            hash_path(&mut h, &path);
-        }
-        keys.insert(st.name.clone(), h.finalize().to_hex().to_string());
-    }
-    keys
-}
-
-/// JSON with sorted keys (serde_json's map is sorted), so equal parameters hash equally.
-fn canonical(v: &serde_json::Value) -> String {
-    v.to_string()
-}
-
-/// Hashes a file's content, or a directory's files (sorted, with relative names).
-pub fn hash_path(h: &mut blake3::Hasher, path: &Path) {
-    if path.is_file() {
-        h.update(path.to_string_lossy().as_bytes());
-        if let Ok(bytes) = std::fs::read(path) {
-            h.update(&bytes);
-        }
-    } else if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        entries.sort();
-        for e in entries {
-            hash_path(h, &e);
-        }
-    } else {
-        h.update(b"missing:");
-        h.update(path.to_string_lossy().as_bytes());
     }
 }
 

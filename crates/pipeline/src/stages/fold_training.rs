@@ -1,0 +1,167 @@
+//! What every stage that trains networks fold by fold shares: validation cuts that keep
+//! augmented copies together, test-time views, per-fold seeds, ensemble member tags, and
+//! [`FoldTraining`] (one network of one fold through the shared loop, with checkpoints in
+//! the stage's work directory).
+
+use std::collections::{BTreeSet, HashMap};
+
+use burn::tensor::Device;
+use profundo_core::augment::Augmenter;
+use profundo_core::model::Classifier;
+use profundo_core::train::{Checkpointer, Examples, TrainConfig, TrainOutcome, TrainRun};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::StageError;
+use crate::artifacts::ItemMeta;
+use crate::registry::StageContext;
+
+/// The test-time views of the held-out items (`ItemMeta::view`): for each view name,
+/// in name order, the index of every test item's view, in `test`'s order. A view that some
+/// test item lacks is left out. With no test items, every view name present is kept.
+pub fn test_views(items: &[ItemMeta], test: &[usize]) -> Vec<(String, Vec<usize>)> {
+    let mut of: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for (i, it) in items.iter().enumerate() {
+        if let Some(v) = it.view.as_deref() {
+            of.insert((it.origin(), v), i);
+            names.insert(v);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|v| {
+            let idx: Option<Vec<usize>> = test
+                .iter()
+                .map(|&t| of.get(&(items[t].name.as_str(), v)).copied())
+                .collect();
+            idx.map(|idx| (v.to_string(), idx))
+        })
+        .collect()
+}
+
+/// Index of the largest value.
+pub fn argmax(v: &[f32]) -> usize {
+    profundo_core::metrics::top_k_indices(v, 1)
+        .first()
+        .copied()
+        .unwrap_or(0)
+}
+
+/// A fold name made safe for a directory name.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// What every network of one fold trains on: the examples, the fold's training and
+/// validation items, the training settings and the augmentation.
+pub struct FoldTraining<'a> {
+    /// The examples (all items; `train` and `valid` index them).
+    pub data: Examples<'a>,
+    /// Items fitted on.
+    pub train: &'a [usize],
+    /// Items that pick the best epoch.
+    pub valid: &'a [usize],
+    /// Epochs, batch size, optimiser and schedule.
+    pub config: &'a TrainConfig,
+    /// On-the-fly augmentation of the training batches.
+    pub augment: &'a dyn Augmenter,
+    /// The training (autodiff) device.
+    pub device: &'a Device,
+}
+
+impl FoldTraining<'_> {
+    /// Trains one network tagged `tag` (see [`member_tag`]): seeds the device with `seed`,
+    /// builds the model with `init`, and trains it with checkpoints under the stage's
+    /// `checkpoints/<tag>`, so an interrupted run resumes it; a resume is logged.
+    pub fn member<M: Classifier>(
+        &self,
+        ctx: &mut StageContext,
+        tag: &str,
+        seed: u64,
+        init: impl FnOnce(&Device) -> M,
+    ) -> Result<TrainOutcome<M>, StageError> {
+        self.device.seed(seed);
+        let model = init(self.device);
+        let ck = Checkpointer::new(&ctx.work_dir.join("checkpoints").join(tag));
+        let label = format!("{}:{tag}", ctx.stage);
+        let out = TrainRun {
+            data: self.data,
+            train: self.train,
+            valid: self.valid,
+            config: self.config,
+            augment: self.augment,
+            seed,
+            device: self.device,
+            checkpoints: Some(&ck),
+            label: &label,
+        }
+        .fit(model)?;
+        if let Some(e) = out.resumed_from {
+            ctx.log(&format!(
+                "fold {tag}: resumed from the checkpoint after epoch {e}"
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The tag of ensemble member `k` of fold `fold` (its checkpoint folder and log label):
+/// member 0 keeps the fold's own, so a single model resumes exactly as before ensembles.
+pub fn member_tag(fold: &str, k: usize) -> String {
+    match k {
+        0 => fold.to_string(),
+        _ => format!("{fold}-m{k}"),
+    }
+}
+
+/// The seed of one fold: the pipeline seed mixed with the fold name.
+pub fn fold_seed(seed: u64, fold: &str) -> u64 {
+    let h = blake3::hash(fold.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    seed ^ u64::from_le_bytes(b)
+}
+
+/// Splits training indices into (train, valid), holding out `fraction` of the original
+/// items together with their augmented copies (so validation never sees a near-duplicate
+/// of a training item), and validating on originals only.
+pub fn cut_validation(
+    items: &[crate::artifacts::ItemMeta],
+    train: &[usize],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    if fraction <= 0.0 {
+        return (train.to_vec(), Vec::new());
+    }
+    let mut origins: Vec<&str> = train.iter().map(|&i| items[i].origin()).collect();
+    origins.sort();
+    origins.dedup();
+    origins.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
+    let n_valid = ((origins.len() as f64) * fraction).round() as usize;
+    let held: std::collections::HashSet<&str> = origins[..n_valid.min(origins.len())]
+        .iter()
+        .copied()
+        .collect();
+    let (mut t, mut v) = (Vec::new(), Vec::new());
+    for &i in train {
+        if held.contains(items[i].origin()) {
+            if !items[i].is_augmented() {
+                v.push(i);
+            }
+        } else {
+            t.push(i);
+        }
+    }
+    (t, v)
+}
