@@ -1,6 +1,7 @@
 //! profundo's backbone: everything the domains share and nothing domain-specific.
 //!
 //! - [`backend`]: picks the Burn device (`flex` by default) from a name, at run time.
+//! - [`bench`]: what `profundo bench models` times, as the domains describe their workloads.
 //! - [`train`]: one training loop with seeding, early stopping, checkpoints, resume, NaN
 //!   detection, learning-rate schedules and a wall-clock budget.
 //! - [`model`]: what the loop needs of a network (the [`model::Classifier`] trait, batch-norm
@@ -16,6 +17,7 @@
 
 pub mod augment;
 pub mod backend;
+pub mod bench;
 pub mod error;
 pub mod fsutil;
 pub mod manifest;

@@ -11,12 +11,14 @@
 //! - [`stages`]: pipeline stage kinds `faces.load_images`, `faces.train_embedding`,
 //!   `faces.eigenfaces`, `faces.evaluate`.
 //! - [`model_dir`]: the model directory (typed manifest section, saving the networks).
+//! - [`bench`]: the embedding network as `profundo bench models` times it.
 //! - [`app`] and [`gallery`]: embed, verify, enroll and identify.
 
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod augment;
+pub mod bench;
 pub mod eigenfaces;
 pub mod error;
 pub mod folders;

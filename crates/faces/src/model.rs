@@ -104,6 +104,26 @@ impl EmbeddingNetConfig {
         }
     }
 
+    /// Forward multiply-add FLOPs of the network for one image (without the cosine head):
+    /// each stage's two 3x3 convolutions, a 1x1 shortcut where the width changes, and the
+    /// embedding layer (multiply-adds count two).
+    pub fn forward_flops(&self, shape: [usize; 3]) -> usize {
+        let [mut prev, mut h, mut w] = shape;
+        let mut total = 0;
+        for (k, &ch) in self.channels.iter().enumerate() {
+            let px = h * w;
+            total += 2 * px * ch * prev * 9 + 2 * px * ch * ch * 9;
+            if prev != ch {
+                total += 2 * px * ch * prev;
+            }
+            if k + 1 < self.channels.len() {
+                (h, w) = (h / 2, w / 2);
+            }
+            prev = ch;
+        }
+        total + 2 * self.embedding_inputs(shape) * self.embedding_dim
+    }
+
     /// Builds the network for inputs of `[channels, height, width]`.
     pub fn init(&self, input_shape: [usize; 3], device: &Device) -> EmbeddingNet {
         let mut prev = input_shape[0];

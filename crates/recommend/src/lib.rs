@@ -9,12 +9,14 @@
 //! - [`metrics`] and [`evaluation`]: RMSE/MAE, full-ranking HR/NDCG/Recall/MAP@K, coverage.
 //! - [`stages`]: pipeline stage kinds `recommend.load_ratings`, `recommend.split`,
 //!   `recommend.train`, `recommend.evaluate`.
+//! - [`bench`]: the factorisation as `profundo bench models` times it.
 //! - [`model_dir`]: the typed manifest section and evaluation summary of a saved model.
 //! - [`serving`] and [`app`]: saved models, top-K for a user, similar items, cold start.
 
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod bench;
 pub mod dataset;
 pub mod error;
 pub mod evaluation;

@@ -11,12 +11,14 @@
 //! - [`model`]: the CNN (conv blocks with batch norm, per speaker if asked) and ensembles.
 //! - [`train`]: the `speech.train` stage (the shared loop, fold by fold) and the speech
 //!   model directory (typed manifest section, save and load).
+//! - [`bench`]: the CNN as `profundo bench models` times it.
 //! - [`app`]: `recognize` a clip and `spot` digits in a long recording.
 
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod augment;
+pub mod bench;
 pub mod error;
 pub mod features;
 pub mod input;

@@ -66,6 +66,28 @@ impl ConvClassifierConfig {
         Ok(())
     }
 
+    /// Forward FLOPs of the network for one input of `[channels, rows, cols]`: every
+    /// convolution (no bias) and the linear head (multiply-adds count two).
+    pub fn forward_flops(&self, [c, h, w]: [usize; 3], classes: usize) -> usize {
+        let (mut prev, mut h, mut w, kh) = if self.temporal {
+            (c * h, 1, w, 1)
+        } else {
+            (c, h, w, self.kernel)
+        };
+        let mut total = 0;
+        for (k, &ch) in self.channels.iter().enumerate() {
+            total += 2 * h * w * ch * prev * kh * self.kernel;
+            if k + 1 < self.channels.len() {
+                if !self.temporal {
+                    h /= 2;
+                }
+                w /= 2;
+            }
+            prev = ch;
+        }
+        total + 2 * prev * classes
+    }
+
     /// Builds the network for inputs of `[channels, rows, cols]` and `classes` outputs.
     pub fn init(&self, input_shape: [usize; 3], classes: usize, device: &Device) -> ConvClassifier {
         let mut blocks = Vec::with_capacity(self.channels.len());

@@ -7,12 +7,14 @@
 //!   length-bucketed batches, one model for every direction (target-language tag).
 //! - [`decode`]: batched greedy and beam search; [`sacrebleu`]: BLEU and chrF exactly as
 //!   sacreBLEU computes them; [`evaluation`]: test-set scores and examples.
+//! - [`bench`]: the Transformer as `profundo bench models` times it.
 //! - [`translator`]: saved models and the [`translator::Translator`] apps use;
 //!   [`stages`]: the pipeline stage kinds `translate.*`.
 
 #![warn(missing_docs)]
 
 pub mod batching;
+pub mod bench;
 pub mod corpus;
 pub mod decode;
 pub mod error;

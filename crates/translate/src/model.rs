@@ -54,6 +54,29 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// Forward FLOPs for one sentence pair of `len` source and `len` target tokens over a
+    /// `vocab`-token vocabulary: projections, attention products, feed-forward layers and the
+    /// tied output projection (multiply-adds count two).
+    pub fn forward_flops(&self, len: usize, vocab: usize) -> f64 {
+        let (d, ff, l, v) = (
+            self.d_model as f64,
+            self.d_ff as f64,
+            len as f64,
+            vocab as f64,
+        );
+        let attention_products = |lq: f64, lk: f64| 2.0 * 2.0 * lq * lk * d;
+        let feed_forward = 2.0 * 2.0 * l * d * ff;
+        let encoder = 2.0 * 4.0 * l * d * d + attention_products(l, l) + feed_forward;
+        let decoder = 2.0 * 4.0 * l * d * d // self-attention projections
+            + attention_products(l, l)
+            + 2.0 * 4.0 * l * d * d // cross-attention: query/output on the target, key/value on the source
+            + attention_products(l, l)
+            + feed_forward;
+        self.encoder_layers as f64 * encoder
+            + self.decoder_layers as f64 * decoder
+            + 2.0 * l * d * v
+    }
+
     /// Checks the settings; the error names the field.
     pub fn check(&self) -> Result<(), ParamError> {
         let bad = |f: &str, m: String| Err(ParamError::rule(f, m));
