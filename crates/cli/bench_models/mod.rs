@@ -28,7 +28,6 @@ use crate::bench_stats::{Verdict, clustered_median_interval, median};
 use crate::bench_workloads::{self as workloads, Measure, Workload};
 
 mod workers;
-#[allow(unused_imports)]
 use workers::*;
 
 /// The PyTorch twins of the workloads (run with `python -c`).

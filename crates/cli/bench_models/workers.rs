@@ -1,6 +1,5 @@
 //! The worker processes of `bench models`: the line protocol, starting and talking to a worker (profundo or PyTorch), the worker side, CPU pinning and the Python interpreter.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A request to a worker, one JSON object per line on its standard input.

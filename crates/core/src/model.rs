@@ -4,6 +4,7 @@
 //! (`profundo_speech::model`, `profundo_faces::model`).
 
 use burn::module::Module;
+use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
 /// Which statistics batch norm layers normalise with when a network is used (not trained).
@@ -37,6 +38,30 @@ impl NormStats {
             weight: n / (n + GROUP_PRIOR_ITEMS),
         }
     }
+}
+
+/// Batch norm of `y` (`[batch, channels, height, width]`) with the mixture of its own
+/// statistics (weight `w`) and the layer's running ones ([`NormStats::Batch`]): mean
+/// `w m_b + (1 - w) m_r`, variance `w v_b + (1 - w) v_r + w (1 - w) (m_b - m_r)^2`.
+pub fn blended_batch_norm(norm: &BatchNorm, y: Tensor<4>, w: f64) -> Tensor<4> {
+    let [b, c, h, wd] = y.dims();
+    let device = y.device();
+    let per_channel: Tensor<2> = y.clone().swap_dims(0, 1).reshape([c, b * h * wd]);
+    let (var_b, mean_b) = per_channel.var_mean_bias(1);
+    let (var_b, mean_b): (Tensor<1>, Tensor<1>) = (var_b.reshape([c]), mean_b.reshape([c]));
+    let mean_r = norm.running_mean.value().to_device(&device);
+    let var_r = norm.running_var.value().to_device(&device);
+    let gap = (mean_b.clone() - mean_r.clone()).powi_scalar(2);
+    let mean = mean_b * w + mean_r * (1.0 - w);
+    let var = var_b * w + var_r * (1.0 - w) + gap * (w * (1.0 - w));
+    burn::tensor::module::batch_norm(
+        y,
+        norm.gamma.val(),
+        norm.beta.val(),
+        mean,
+        var,
+        norm.epsilon,
+    )
 }
 
 /// Global average pooling, `[batch, channels, height, width]` to `[batch, channels]`: what

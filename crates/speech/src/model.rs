@@ -9,7 +9,7 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::{Device, Tensor};
-use profundo_core::model::{Classifier, NormStats, global_avg_pool};
+use profundo_core::model::{Classifier, NormStats, blended_batch_norm, global_avg_pool};
 use profundo_core::{CoreError, activation, block, conv, norm, pool};
 use serde::{Deserialize, Serialize};
 
@@ -180,9 +180,11 @@ impl ConvBlock {
             NormStats::Running => {
                 activation::relu(norm::batch_norm(&self.norm, self.convolve(x, own_path)))
             }
-            NormStats::Batch { weight } => {
-                activation::relu(self.adapted_norm(self.convolve(x, own_path), weight))
-            }
+            NormStats::Batch { weight } => activation::relu(blended_batch_norm(
+                &self.norm,
+                self.convolve(x, own_path),
+                weight,
+            )),
         };
         match &self.pool {
             Some(p) => pool::max_pool2d(p, x),
@@ -202,30 +204,6 @@ impl ConvBlock {
         } else {
             self.conv.forward(x)
         }
-    }
-
-    /// Batch norm with the mixture of `y`'s own statistics (weight `w`) and the running
-    /// ones: mean `w m_b + (1 - w) m_r`, variance `w v_b + (1 - w) v_r + w (1 - w)
-    /// (m_b - m_r)^2`.
-    fn adapted_norm(&self, y: Tensor<4>, w: f64) -> Tensor<4> {
-        let [b, c, h, wd] = y.dims();
-        let device = y.device();
-        let per_channel: Tensor<2> = y.clone().swap_dims(0, 1).reshape([c, b * h * wd]);
-        let (var_b, mean_b) = per_channel.var_mean_bias(1);
-        let (var_b, mean_b): (Tensor<1>, Tensor<1>) = (var_b.reshape([c]), mean_b.reshape([c]));
-        let mean_r = self.norm.running_mean.value().to_device(&device);
-        let var_r = self.norm.running_var.value().to_device(&device);
-        let gap = (mean_b.clone() - mean_r.clone()).powi_scalar(2);
-        let mean = mean_b * w + mean_r * (1.0 - w);
-        let var = var_b * w + var_r * (1.0 - w) + gap * (w * (1.0 - w));
-        burn::tensor::module::batch_norm(
-            y,
-            self.norm.gamma.val(),
-            self.norm.beta.val(),
-            mean,
-            var,
-            self.norm.epsilon,
-        )
     }
 }
 

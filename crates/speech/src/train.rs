@@ -20,8 +20,8 @@ use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, FoldModel, Prediction, Split, TrainedClassifier};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
 use profundo_pipeline::stages::{
-    ClassificationSummary, FoldTraining, argmax, cut_validation, fold_seed, member_tag, sanitize,
-    test_views,
+    ClassificationSummary, FoldTraining, argmax, check_valid_fraction, cut_validation, fold_seed,
+    member_tag, sanitize, test_views,
 };
 use serde::{Deserialize, Serialize};
 
@@ -196,14 +196,7 @@ impl TypedStage for TrainSpeech {
         p.training
             .check()
             .map_err(|e| ParamError::core("training", e))?;
-        if !(0.0..0.9).contains(&p.valid_fraction) {
-            return Err(ParamError::new(
-                "valid_fraction",
-                p.valid_fraction,
-                "must be in [0, 0.9)",
-            ));
-        }
-        Ok(())
+        check_valid_fraction(p.valid_fraction)
     }
 
     fn run(

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::grad_clipping::GradientClippingConfig;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 use rand::SeedableRng;
@@ -199,6 +199,19 @@ impl TrainRun<'_> {
             });
         }
         let steps_per_epoch = data.batch_count(train, cfg.batch_size);
+        let plan = LrPlan {
+            base: cfg.lr,
+            schedule: cfg.schedule,
+            warmup_steps: cfg.warmup_epochs * steps_per_epoch,
+            total_steps: cfg.epochs * steps_per_epoch,
+            steps_per_epoch,
+            step_epochs: cfg.lr_step_epochs,
+            gamma: cfg.lr_gamma,
+        };
+        let smoothing = (cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing);
+        let loss_fn = CrossEntropyLossConfig::new()
+            .with_smoothing(smoothing)
+            .init(self.device);
         let mut optim = AdamWConfig::new()
             .with_weight_decay(cfg.weight_decay as f32)
             .with_grad_clipping(cfg.grad_clip.map(GradientClippingConfig::Norm))
@@ -237,7 +250,7 @@ impl TrainRun<'_> {
         let mut stop = StopReason::Completed;
         for epoch in state.epochs_done + 1..=cfg.epochs {
             let t0 = Instant::now();
-            let fit = match self.epoch(epoch, steps_per_epoch, model, &mut optim, &mut progress) {
+            let fit = match self.epoch(epoch, &plan, &loss_fn, model, &mut optim, &mut progress) {
                 Ok(fit) => fit,
                 Err(e) => {
                     progress.finish();
@@ -312,30 +325,14 @@ impl TrainRun<'_> {
     fn epoch<M: Classifier>(
         &self,
         epoch: usize,
-        steps_per_epoch: usize,
+        plan: &LrPlan,
+        loss_fn: &CrossEntropyLoss,
         mut model: M,
         optim: &mut ModuleOptimizer,
         progress: &mut Progress,
     ) -> Result<(M, EpochFit)> {
         let (cfg, data, device) = (self.config, self.data, self.device);
-        let plan = LrPlan {
-            base: cfg.lr,
-            schedule: cfg.schedule,
-            warmup_steps: cfg.warmup_epochs * steps_per_epoch,
-            total_steps: cfg.epochs * steps_per_epoch,
-            steps_per_epoch,
-            step_epochs: cfg.lr_step_epochs,
-            gamma: cfg.lr_gamma,
-        };
-        let loss_fn = {
-            let c = CrossEntropyLossConfig::new();
-            let c = if cfg.label_smoothing > 0.0 {
-                c.with_smoothing(Some(cfg.label_smoothing))
-            } else {
-                c
-            };
-            c.init(device)
-        };
+        let steps_per_epoch = plan.steps_per_epoch;
         let mut rng = StdRng::seed_from_u64(epoch_seed(self.seed, epoch));
         device.seed(epoch_seed(self.seed, epoch));
         let mut order = self.train.to_vec();

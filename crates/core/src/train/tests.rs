@@ -8,7 +8,7 @@ use burn::tensor::TensorData;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::model::{NormStats, global_avg_pool};
+use crate::model::{NormStats, blended_batch_norm, global_avg_pool};
 
 /// The loop's test network: a 4-channel 3x3 convolution over `[1, 4, 4]` inputs, batch
 /// norm (the running statistics, or a blend with the batch's own as [`NormStats`] says),
@@ -25,24 +25,7 @@ impl TinyNet {
         let y = self.conv.forward(x);
         let y = match stats {
             NormStats::Running => self.norm.forward(y),
-            NormStats::Batch { weight: w } => {
-                let [b, c, h, wd] = y.dims();
-                let per_channel: Tensor<2> = y.clone().swap_dims(0, 1).reshape([c, b * h * wd]);
-                let (var_b, mean_b) = per_channel.var_mean_bias(1);
-                let (var_b, mean_b): (Tensor<1>, Tensor<1>) =
-                    (var_b.reshape([c]), mean_b.reshape([c]));
-                let mean_r = self.norm.running_mean.value();
-                let var_r = self.norm.running_var.value();
-                let gap = (mean_b.clone() - mean_r.clone()).powi_scalar(2);
-                burn::tensor::module::batch_norm(
-                    y,
-                    self.norm.gamma.val(),
-                    self.norm.beta.val(),
-                    mean_b * w + mean_r * (1.0 - w),
-                    var_b * w + var_r * (1.0 - w) + gap * (w * (1.0 - w)),
-                    self.norm.epsilon,
-                )
-            }
+            NormStats::Batch { weight } => blended_batch_norm(&self.norm, y, weight),
         };
         self.head
             .forward(global_avg_pool(burn::tensor::activation::relu(y)))

@@ -8,6 +8,7 @@ use profundo_pipeline::ParamError;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
+use profundo_pipeline::stages::check_valid_fraction;
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::{FaceEmbeddings, FoldEmbeddings, Similarity};
@@ -49,7 +50,7 @@ impl TypedStage for EigenfacesStage {
         if p.components == 0 {
             return Err(ParamError::rule("components", "must be at least 1"));
         }
-        super::check_valid_fraction(p.valid_fraction)?;
+        check_valid_fraction(p.valid_fraction)?;
         Ok(())
     }
 

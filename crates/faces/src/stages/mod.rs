@@ -7,7 +7,6 @@ pub mod evaluate;
 pub mod load;
 pub mod train;
 
-use profundo_pipeline::ParamError;
 use profundo_pipeline::artifacts::{FeatureSet, Fold, Split};
 use profundo_pipeline::registry::Slot;
 use profundo_pipeline::stages::{cut_validation, fold_seed};
@@ -48,15 +47,6 @@ pub fn preprocess_of(fs: &FeatureSet) -> Result<crate::preprocess::Preprocess, S
     }
     serde_json::from_value(v)
         .map_err(|e| StageError::Other(format!("the `features` input does not hold {what}: {e}")))
-}
-
-/// Checks a `valid_fraction` parameter.
-pub fn check_valid_fraction(f: f64) -> Result<(), ParamError> {
-    if (0.0..0.9).contains(&f) {
-        Ok(())
-    } else {
-        Err(ParamError::new("valid_fraction", f, "must be in [0, 0.9)"))
-    }
 }
 
 /// One fold's items: training images (validation included), the training images proper,

@@ -13,7 +13,7 @@ use profundo_pipeline::ParamError;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, Split};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
-use profundo_pipeline::stages::{FoldTraining, member_tag, sanitize};
+use profundo_pipeline::stages::{FoldTraining, check_valid_fraction, member_tag, sanitize};
 use serde::{Deserialize, Serialize};
 
 use super::embeddings::{EmbeddedItem, FaceEmbeddings, FoldEmbeddings, Role, Similarity};
@@ -93,7 +93,7 @@ impl TypedStage for TrainEmbedding {
         p.training
             .check()
             .map_err(|e| ParamError::core("training", e))?;
-        super::check_valid_fraction(p.valid_fraction)?;
+        check_valid_fraction(p.valid_fraction)?;
         if !(1..=10).contains(&p.members) {
             return Err(ParamError::new("members", p.members, "must be 1 to 10"));
         }
@@ -275,7 +275,6 @@ fn center_and_whiten(
     let train: Vec<usize> = (0..items.len())
         .filter(|&i| items[i].role == Role::Train)
         .collect();
-    let row = |v: &[f32], i: usize| v[i * dim..(i + 1) * dim].to_vec();
     let Some(mean) = mean_embedding(train.iter().map(|&i| &vectors[i * dim..(i + 1) * dim]), dim)
     else {
         return (None, None);
@@ -284,9 +283,11 @@ fn center_and_whiten(
         center_embedding(v, &mean);
     }
     let whitening = whiten.and_then(|shrink| {
-        let rows: Vec<Vec<f32>> = train.iter().map(|&i| row(vectors, i)).collect();
-        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
-        Whitening::fit(&refs, dim, members, shrink)
+        let rows: Vec<&[f32]> = train
+            .iter()
+            .map(|&i| &vectors[i * dim..(i + 1) * dim])
+            .collect();
+        Whitening::fit(&rows, dim, members, shrink)
     });
     if let Some(w) = &whitening {
         vectors.chunks_mut(dim.max(1)).for_each(|v| w.apply(v));

@@ -44,6 +44,11 @@ impl MetricsArtifact {
     /// Artifact type name.
     pub const TYPE: &'static str = "metrics";
 
+    /// A domain's typed evaluation summary as this artifact's `summary`.
+    pub fn summary_of<T: Serialize>(summary: &T) -> Result<serde_json::Value, StageError> {
+        serde_json::to_value(summary).map_err(|e| StageError::Other(e.to_string()))
+    }
+
     /// Loads from a cache directory.
     pub fn load(dir: &Path) -> Result<Arc<dyn Artifact>, StageError> {
         let mut m: MetricsArtifact = read_json(&dir.join(FILE))?;

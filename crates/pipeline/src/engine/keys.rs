@@ -1,6 +1,5 @@
 //! Cache keys: what each stage's output depends on, hashed.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The encoding of cached artifacts, part of every cache key: bump it when an artifact's

@@ -1,6 +1,5 @@
 //! File locks: one run per pipeline at a time, one process computing a stage at a time.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Opens `path` (creating it and its folder) and takes its exclusive lock, held while the

@@ -22,12 +22,10 @@ use crate::run_dir::{RunStatus, StageStatus, new_run_dir, set_latest};
 use crate::spec::Pipeline;
 
 mod locks;
-#[allow(unused_imports)]
 use locks::*;
 
 mod keys;
 pub use keys::hash_path;
-#[allow(unused_imports)]
 use keys::*;
 
 /// How to run a pipeline.

@@ -1,7 +1,6 @@
 //! `${VAR}` expansion of stage tables (with the offsets of their keys, for errors) and
 //! `--set stage.param=value` overrides.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A stage table after `${ENV}` expansion, with the source offset of each key.

@@ -30,7 +30,6 @@ use crate::registry::{PreparedStage, Registry, nearest};
 
 mod expand;
 pub use expand::expand_env;
-#[allow(unused_imports)]
 use expand::*;
 
 type SpannedTable = IndexMap<Spanned<String>, Spanned<toml::Value>>;

@@ -210,9 +210,7 @@ impl TypedStage for EvalClassification {
         };
         Ok(Arc::new(MetricsArtifact {
             metrics,
-            summary: Some(
-                serde_json::to_value(&summary).map_err(|e| StageError::Other(e.to_string()))?,
-            ),
+            summary: Some(MetricsArtifact::summary_of(&summary)?),
             domain: None,
             thresholds: Default::default(),
             report: md,

@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 
 use crate::StageError;
 use crate::artifacts::ItemMeta;
-use crate::registry::StageContext;
+use crate::registry::{ParamError, StageContext};
 
 /// The test-time views of the held-out items (`ItemMeta::view`): for each view name,
 /// in name order, the index of every test item's view, in `test`'s order. A view that some
@@ -130,6 +130,15 @@ pub fn fold_seed(seed: u64, fold: &str) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&h.as_bytes()[..8]);
     seed ^ u64::from_le_bytes(b)
+}
+
+/// Checks a `valid_fraction` parameter ([`cut_validation`]'s `fraction`).
+pub fn check_valid_fraction(f: f64) -> Result<(), ParamError> {
+    if (0.0..0.9).contains(&f) {
+        Ok(())
+    } else {
+        Err(ParamError::new("valid_fraction", f, "must be in [0, 0.9)"))
+    }
 }
 
 /// Splits training indices into (train, valid), holding out `fraction` of the original

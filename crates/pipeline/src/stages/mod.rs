@@ -8,7 +8,8 @@ mod split;
 pub use eval::{ClassificationSummary, EvalClassification};
 pub use export::ExportModel;
 pub use fold_training::{
-    FoldTraining, argmax, cut_validation, fold_seed, member_tag, sanitize, test_views,
+    FoldTraining, argmax, check_valid_fraction, cut_validation, fold_seed, member_tag, sanitize,
+    test_views,
 };
 pub use split::{SplitByGroup, SplitByPattern};
 

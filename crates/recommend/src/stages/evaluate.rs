@@ -136,9 +136,7 @@ impl TypedStage for EvaluateRecommender {
         };
         Ok(Arc::new(MetricsArtifact {
             metrics: Value::Object(metrics),
-            summary: Some(
-                serde_json::to_value(&summary).map_err(|e| StageError::Other(e.to_string()))?,
-            ),
+            summary: Some(MetricsArtifact::summary_of(&summary)?),
             domain: Some(Domain::Recommend),
             thresholds: Default::default(),
             report,

@@ -29,7 +29,6 @@ use crate::factors::FactorModel;
 use crate::metrics::RankingAccumulator;
 
 mod neural;
-#[allow(unused_imports)]
 use neural::*;
 pub use neural::{FactorNet, sample_negative};
 

@@ -1,6 +1,5 @@
 //! Biased matrix factorisation and BPR as Burn modules: their epoch loop with validation, early stopping and negative sampling.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// User and item factors with biases, as a Burn module.

@@ -1,6 +1,5 @@
 //! `speech.augment`: seeded waveform augmentation (noise, shift, gain, speed) and test-time views.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Parameters of `speech.augment`.

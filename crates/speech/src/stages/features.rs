@@ -1,6 +1,5 @@
 //! `speech.log_mel` and `speech.mfcc`: clips to fixed-size, normalised feature matrices.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Parameters of `speech.log_mel` and `speech.mfcc`.

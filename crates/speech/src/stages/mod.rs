@@ -22,13 +22,9 @@ use crate::resample::resample;
 use crate::wav::read_wav;
 
 mod features;
-#[allow(unused_imports)]
-use features::*;
 pub use features::{LogMel, Mfcc, SpectralParams};
 
 mod augment;
-#[allow(unused_imports)]
-use augment::*;
 pub use augment::{Augment, AugmentParams};
 
 /// Registers the speech stages and the (uncached) `audio` artifact type.

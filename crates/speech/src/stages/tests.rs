@@ -1,5 +1,6 @@
 //! Speech stage tests: WAV folders, name patterns, augmentation, features.
 
+use super::features::check_spectral;
 use super::*;
 
 #[test]

@@ -1,6 +1,5 @@
 //! The translation artifacts: `parallel_corpus`, `corpus_split` and `translation_model`.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn save_json<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), StageError> {

@@ -1,6 +1,5 @@
 //! `translate.evaluate`: sacreBLEU-compatible BLEU and chrF2 per direction, greedy and beam.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Parameters of `translate.evaluate`.
@@ -92,9 +91,7 @@ impl TypedStage for EvaluateTranslator {
         };
         Ok(Arc::new(MetricsArtifact {
             metrics: serde_json::Value::Object(metrics),
-            summary: Some(
-                serde_json::to_value(&summary).map_err(|e| StageError::Other(e.to_string()))?,
-            ),
+            summary: Some(MetricsArtifact::summary_of(&summary)?),
             domain: Some(Domain::Translate),
             thresholds: Default::default(),
             report,

@@ -30,13 +30,9 @@ use crate::translator::{
 };
 
 mod artifacts;
-#[allow(unused_imports)]
-use artifacts::*;
 pub use artifacts::{Corpus, Split, TranslationModel};
 
 mod evaluate;
-#[allow(unused_imports)]
-use evaluate::*;
 pub use evaluate::{EvaluateParams, EvaluateTranslator};
 
 /// Registers the translation stages and artifact types.

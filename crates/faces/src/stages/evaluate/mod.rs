@@ -28,7 +28,6 @@ use crate::verification::{pair_scores, roc, threshold_at_far, verification};
 use profundo_core::manifest::{Domain, Threshold};
 
 mod scoring;
-#[allow(unused_imports)]
 use scoring::*;
 pub use scoring::{Scoring, template};
 
@@ -257,9 +256,7 @@ impl TypedStage for EvaluateFaces {
         )?;
         Ok(Arc::new(MetricsArtifact {
             metrics: Value::Object(metrics),
-            summary: Some(
-                serde_json::to_value(&summary).map_err(|e| StageError::Other(e.to_string()))?,
-            ),
+            summary: Some(MetricsArtifact::summary_of(&summary)?),
             domain: Some(Domain::Faces),
             thresholds,
             report: report(&model.protocol, &columns),

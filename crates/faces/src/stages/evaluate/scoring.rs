@@ -1,6 +1,5 @@
 //! How a fold's pairs are scored (raw similarity or S-norm, and the threshold), and open-set identification with enrolled templates.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// How one fold's pairs are scored: raw similarity, or S-norm against the fold's training
