@@ -247,6 +247,9 @@ fn needs_data_fetch_from_a_local_server_and_a_folder_places_verified_copies() {
     let Some(orl) = dataset("orl") else {
         return;
     };
+    let Some(dlib) = dataset("dlib-faces") else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let (url, server) = serve_once(zip_dir(&ml, "ml-100k"));
     let out = profundo_with_data(
@@ -266,12 +269,14 @@ fn needs_data_fetch_from_a_local_server_and_a_folder_places_verified_copies() {
         again.all()
     );
 
-    let out = profundo_with_data(
-        &repo(),
-        &["data", "fetch", "orl", "--from", orl.to_str().unwrap()],
-        data.path(),
-    );
-    assert!(out.ok, "{}", out.all());
+    for (name, folder) in [("orl", &orl), ("dlib-faces", &dlib)] {
+        let out = profundo_with_data(
+            &repo(),
+            &["data", "fetch", name, "--from", folder.to_str().unwrap()],
+            data.path(),
+        );
+        assert!(out.ok, "{}", out.all());
+    }
     let out = profundo_with_data(&repo(), &["data", "verify"], data.path());
     assert!(out.ok, "{}", out.all());
     let rows = json(&profundo_with_data(&repo(), &["data", "list", "--json"], data.path()).stdout);

@@ -127,6 +127,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         [
             "faces",
             "identify",
+            "--no-detect",
             "--model",
             model,
             "--gallery",
@@ -149,6 +150,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         let mut args = vec![
             "faces",
             "enroll",
+            "--no-detect",
             "--model",
             model,
             "--gallery",
@@ -166,6 +168,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         &[
             "faces",
             "enroll",
+            "--no-detect",
             "--model",
             model,
             "--gallery",
@@ -185,6 +188,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         &[
             "faces",
             "identify",
+            "--no-detect",
             "--model",
             model,
             "--gallery",
@@ -213,6 +217,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         &[
             "faces",
             "verify",
+            "--no-detect",
             "--model",
             model,
             "--json",
@@ -232,6 +237,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         &[
             "faces",
             "verify",
+            "--no-detect",
             "--model",
             model,
             &s(&text),
@@ -254,6 +260,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         &[
             "faces",
             "enroll",
+            "--no-detect",
             "--model",
             model,
             "--gallery",
@@ -270,6 +277,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
         &[
             "faces",
             "verify",
+            "--no-detect",
             "--model",
             model,
             &s(&empty),
@@ -316,6 +324,7 @@ fn a_face_pipeline_on_generated_images_feeds_the_enroll_identify_verify_apps() {
             &[
                 "faces",
                 "verify",
+                "--no-detect",
                 "--model",
                 model.to_str().unwrap(),
                 &s(&img(0, 1)),
@@ -437,7 +446,16 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
     let image = image.to_str().unwrap();
     let o = ok(
         dir,
-        &["faces", "verify", "--model", model, "--json", image, image],
+        &[
+            "faces",
+            "verify",
+            "--no-detect",
+            "--model",
+            model,
+            "--json",
+            image,
+            image,
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert!((v["score"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{v}");
@@ -461,7 +479,15 @@ fn an_open_set_threshold_from_the_other_folds_reaches_the_exported_model() {
         .unwrap();
         fails_with(
             dir,
-            &["faces", "verify", "--model", model, image, image],
+            &[
+                "faces",
+                "verify",
+                "--no-detect",
+                "--model",
+                model,
+                image,
+                image,
+            ],
             &[&format!("model.{field}"), problem],
         );
     }

@@ -6,6 +6,7 @@ mod bench;
 mod data;
 mod engine;
 mod faces;
+mod faces_detect;
 mod protocols;
 mod quickstart;
 mod recommend;

@@ -357,6 +357,10 @@ pub struct BenchFacesArgs {
     pub model: ModelArgs,
     /// A face image to embed.
     pub image: PathBuf,
+    /// A whole photo to time face detection (MTCNN) and detect + align + embed on
+    /// (`datasets/face-photos/pair.png` is 640x480 with two faces).
+    #[arg(long)]
+    pub photo: Option<PathBuf>,
     /// People in the synthetic gallery.
     #[arg(long, default_value_t = 10_000)]
     pub gallery_size: usize,
@@ -390,6 +394,8 @@ pub struct FacesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum FacesCommand {
+    /// Find every face in photos (MTCNN): box, score and five landmarks per face.
+    Detect(DetectArgs),
     /// Add a person's images to a gallery (an existing name gets the images added).
     Enroll(EnrollArgs),
     /// Name the person in each image, or `unknown` under the model's threshold.
@@ -410,9 +416,44 @@ pub struct EnrollArgs {
     /// The person's name.
     #[arg(long)]
     pub name: String,
-    /// Images of the person.
+    /// Photos of the person (one face each, unless `--largest`).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub finding: FindingArgs,
+    /// In a photo with several faces, enroll the largest.
+    #[arg(long)]
+    pub largest: bool,
+}
+
+/// How the face apps find faces in their images.
+#[derive(Debug, Args)]
+pub struct FindingArgs {
+    /// The images are face crops already (like the training images): use each one whole
+    /// instead of detecting and aligning the faces in it.
+    #[arg(long)]
+    pub no_detect: bool,
+    /// Smallest face searched for, in pixels.
+    #[arg(long, default_value_t = 20.0)]
+    pub min_face_size: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Photos.
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// One JSON object per photo and line: `path`, `faces` (each `box` [x1, y1, x2, y2],
+    /// `score`, `landmarks` [[x, y]; 5]: eyes, nose, mouth corners), in the photo's pixels.
+    #[arg(long)]
+    pub json: bool,
+    /// Write each photo with its boxes and landmarks drawn, as PNG: to this file for one
+    /// photo, into this folder (`<photo name>.png`) for several.
+    #[arg(long, value_name = "OUT")]
+    pub draw: Option<PathBuf>,
+    /// Smallest face searched for, in pixels (smaller is slower).
+    #[arg(long, default_value_t = 20.0)]
+    pub min_face_size: f64,
 }
 
 #[derive(Debug, Args)]
@@ -422,12 +463,19 @@ pub struct IdentifyArgs {
     /// Gallery file.
     #[arg(long)]
     pub gallery: PathBuf,
-    /// Images to identify.
+    /// Photos: every face in each is identified.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// One JSON object per line (`path`, `name`, `score`).
+    /// One JSON object per face and line (`path`, `box` [x1, y1, x2, y2], `name` ("unknown"
+    /// under the threshold), `nearest`, `score`).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub finding: FindingArgs,
+    /// Write each photo with its faces drawn (green: known, red: unknown), as PNG: to this
+    /// file for one photo, into this folder (`<photo name>.png`) for several.
+    #[arg(long, value_name = "OUT")]
+    pub draw: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -441,6 +489,11 @@ pub struct VerifyArgs {
     /// Print JSON (`same`, `score`, `threshold`).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub finding: FindingArgs,
+    /// In a photo with several faces, compare the largest.
+    #[arg(long)]
+    pub largest: bool,
 }
 
 #[derive(Debug, Args)]

@@ -115,6 +115,42 @@ pub(crate) fn timed(iters: usize, mut f: impl FnMut()) -> Vec<f64> {
     xs
 }
 
+/// Detection and detect + align + embed on a whole photo (decoded once, outside the timing).
+fn photo_rows(
+    model: &profundo_faces::app::FaceModel,
+    photo: &std::path::Path,
+    iters: usize,
+) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
+    use profundo_faces::detect::{Detector, DetectorConfig, Planes};
+    use profundo_faces::photo::PhotoFaces;
+
+    let detector = Detector::load(
+        DetectorConfig::default(),
+        &profundo_core::backend::device(profundo_core::backend::BackendKind::Flex, "cpu")?,
+    )?;
+    let img = profundo_faces::preprocess::read_image(photo)?;
+    let planes = Planes::from_image(&img);
+    let found = detector.detect(&planes).len();
+    let detect = timed(iters, || {
+        std::hint::black_box(detector.detect(&planes));
+    });
+    let photos = PhotoFaces {
+        model,
+        detector: Some(&detector),
+    };
+    let whole = timed(iters, || {
+        std::hint::black_box(photos.faces_in(&img, photo).ok());
+    });
+    let size = format!("{}x{}", img.width(), img.height());
+    Ok(vec![
+        (
+            format!("detect faces ({size} photo, {found} found)"),
+            detect,
+        ),
+        (format!("detect + align + embed ({found} faces)"), whole),
+    ])
+}
+
 fn faces(a: BenchFacesArgs) -> anyhow::Result<()> {
     use profundo_faces::app::FaceModel;
     use profundo_faces::gallery::{Enrolled, Gallery};
@@ -150,11 +186,15 @@ fn faces(a: BenchFacesArgs) -> anyhow::Result<()> {
         std::hint::black_box(gallery.identify(&query, model.threshold()));
     });
     let gallery_label = format!("identify against {} people", a.gallery_size);
-    let rows = [
-        ("preprocess (decode + resize)", &pre),
-        ("embed one image", &embed),
-        (gallery_label.as_str(), &identify),
+    let mut rows = vec![
+        ("preprocess (decode + resize)".to_string(), pre),
+        ("embed one image".to_string(), embed),
+        (gallery_label, identify),
     ];
+    if let Some(photo) = &a.photo {
+        rows.extend(photo_rows(&model, photo, iters)?);
+    }
+    let rows: Vec<(&str, &Vec<f64>)> = rows.iter().map(|(l, t)| (l.as_str(), t)).collect();
     let header = format!(
         "image {}; embedding {dim}-d; backend {}; {iters} iterations; {} threads",
         a.image.display(),

@@ -1,12 +1,24 @@
-//! `profundo faces enroll | identify | verify | gallery`.
+//! `profundo faces detect | enroll | identify | verify | gallery`.
 
+use std::path::{Path, PathBuf};
+
+use profundo_core::backend::{self, BackendKind};
 use profundo_faces::app::FaceModel;
-use profundo_faces::gallery::{Enrolled, Gallery};
+use profundo_faces::detect::{Detector, DetectorConfig, Face};
+use profundo_faces::draw::{KNOWN, UNKNOWN, draw_faces, save_png};
+use profundo_faces::gallery::{Enrolled, Gallery, UNKNOWN_NAME};
+use profundo_faces::photo::PhotoFaces;
+use profundo_faces::preprocess::read_image;
+use serde::Serialize;
 
-use crate::args::{EnrollArgs, FacesArgs, FacesCommand, GalleryArgs, IdentifyArgs, VerifyArgs};
+use crate::args::{
+    DetectArgs, EnrollArgs, FacesArgs, FacesCommand, FindingArgs, GalleryArgs, IdentifyArgs,
+    VerifyArgs,
+};
 
 pub fn faces(a: FacesArgs) -> anyhow::Result<()> {
     match a.command {
+        FacesCommand::Detect(d) => detect(d),
         FacesCommand::Enroll(e) => enroll(e),
         FacesCommand::Identify(i) => identify(i),
         FacesCommand::Verify(v) => verify(v),
@@ -14,15 +26,118 @@ pub fn faces(a: FacesArgs) -> anyhow::Result<()> {
     }
 }
 
+/// One photo's line of `faces detect --json`.
+#[derive(Serialize)]
+struct DetectedPhoto<'a> {
+    path: String,
+    faces: &'a [Face],
+}
+
+fn detect(a: DetectArgs) -> anyhow::Result<()> {
+    let config = DetectorConfig {
+        min_face_size: a.min_face_size,
+        ..DetectorConfig::default()
+    };
+    let detector = Detector::load(config, &backend::device(BackendKind::Flex, "cpu")?)?;
+    let drawings = drawing_paths(&a.photos, a.draw.as_deref())?;
+    let mut failed = 0;
+    for (k, path) in a.photos.iter().enumerate() {
+        let img = match read_image(path) {
+            Ok(img) => img,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+                continue;
+            }
+        };
+        let faces = detector.detect_image(&img);
+        if a.json {
+            let line = DetectedPhoto {
+                path: path.display().to_string(),
+                faces: &faces,
+            };
+            println!("{}", serde_json::to_string(&line)?);
+        } else if faces.is_empty() {
+            println!("{}\tno face found", path.display());
+        } else {
+            println!("{}\t{} face(s)", path.display(), faces.len());
+            for f in &faces {
+                let [x1, y1, x2, y2] = f.bbox;
+                println!(
+                    "  box {x1:.0},{y1:.0},{x2:.0},{y2:.0}\tscore {:.3}",
+                    f.score
+                );
+            }
+        }
+        if let Some(out) = drawings.get(k) {
+            save_png(out, &draw_faces(&img, &faces, &[]))?;
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} photo(s) could not be read", a.photos.len());
+    }
+    Ok(())
+}
+
+/// Where `--draw` puts each photo's drawing: the given file for one photo, `<stem>.png` in
+/// the given folder for several (two photos of one name are refused up front).
+fn drawing_paths(photos: &[PathBuf], draw: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+    let Some(out) = draw else {
+        return Ok(Vec::new());
+    };
+    if let [_] = photos {
+        return Ok(vec![out.to_path_buf()]);
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("--draw {}: cannot create the folder: {e}", out.display()))?;
+    let mut seen = std::collections::HashMap::new();
+    photos
+        .iter()
+        .map(|p| {
+            let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+            let target = out.join(format!("{stem}.png"));
+            if let Some(first) = seen.insert(target.clone(), p) {
+                anyhow::bail!(
+                    "--draw: {} and {} would both be drawn to {}; draw them separately",
+                    first.display(),
+                    p.display(),
+                    target.display()
+                );
+            }
+            Ok(target)
+        })
+        .collect()
+}
+
+/// The detector the apps run before the model, or none with `--no-detect`.
+fn detector(f: &FindingArgs) -> anyhow::Result<Option<Detector>> {
+    if f.no_detect {
+        return Ok(None);
+    }
+    let config = DetectorConfig {
+        min_face_size: f.min_face_size,
+        ..DetectorConfig::default()
+    };
+    Ok(Some(Detector::load(
+        config,
+        &backend::device(BackendKind::Flex, "cpu")?,
+    )?))
+}
+
 fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
+    let detector = detector(&a.finding)?;
+    let photos = PhotoFaces {
+        model: &model,
+        detector: detector.as_ref(),
+    };
     let mut gallery = Gallery::open_or_new(&a.gallery, model.model_id(), model.dim())?;
     // Embed every image first: one bad file changes nothing in the gallery.
     let mut images = Vec::with_capacity(a.images.len());
     for path in &a.images {
         images.push(Enrolled {
             image: path.display().to_string(),
-            embedding: model.embed_file(path)?,
+            embedding: photos.one_face(path, a.largest)?.embedding,
         });
     }
     let added = images.len();
@@ -37,6 +152,17 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One face's line of `faces identify --json`.
+#[derive(Serialize)]
+struct IdentifiedFace<'a> {
+    path: String,
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+    name: &'a str,
+    nearest: Option<&'a str>,
+    score: f64,
+}
+
 fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
     let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
     let gallery = Gallery::load(&a.gallery, Some((model.model_id(), model.dim())))?;
@@ -46,25 +172,62 @@ fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
             a.gallery.display()
         );
     }
+    let detector = detector(&a.finding)?;
+    let photos = PhotoFaces {
+        model: &model,
+        detector: detector.as_ref(),
+    };
+    let drawings = drawing_paths(&a.images, a.draw.as_deref())?;
     let mut failed = 0;
-    for path in &a.images {
-        let m = model
-            .embed_file(path)
-            .map(|e| gallery.identify(&e, model.threshold()));
-        match m {
-            Ok(Some(m)) if a.json => println!(
-                "{}",
-                serde_json::json!({"path": path.display().to_string(), "name": m.name, "score": m.score, "nearest": m.nearest})
-            ),
-            Ok(Some(m)) => println!("{}\t{}\t{:.3}", path.display(), m.name, m.score),
-            Ok(None) => {
-                failed += 1;
-                eprintln!("error: {}: no one to compare with", path.display());
-            }
+    for (k, path) in a.images.iter().enumerate() {
+        let faces = match read_image(path).and_then(|img| Ok((photos.faces_in(&img, path)?, img))) {
+            Ok(found) => found,
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e}");
+                continue;
             }
+        };
+        let (faces, img) = faces;
+        if faces.is_empty() {
+            failed += 1;
+            eprintln!(
+                "error: {}: no face found (an image that is already a face crop: --no-detect)",
+                path.display()
+            );
+        }
+        let mut colours = Vec::with_capacity(faces.len());
+        for f in &faces {
+            let Some(m) = gallery.identify(&f.embedding, model.threshold()) else {
+                anyhow::bail!("{}: no one to compare with", a.gallery.display());
+            };
+            colours.push(if m.name == UNKNOWN_NAME {
+                UNKNOWN
+            } else {
+                KNOWN
+            });
+            if a.json {
+                let line = IdentifiedFace {
+                    path: path.display().to_string(),
+                    bbox: f.face.bbox,
+                    name: &m.name,
+                    nearest: m.nearest.as_deref(),
+                    score: m.score,
+                };
+                println!("{}", serde_json::to_string(&line)?);
+            } else {
+                let [x1, y1, x2, y2] = f.face.bbox.map(|v| v.round() as i64);
+                println!(
+                    "{}\t{x1},{y1},{x2},{y2}\t{}\t{:.3}",
+                    path.display(),
+                    m.name,
+                    m.score
+                );
+            }
+        }
+        if let Some(out) = drawings.get(k) {
+            let boxes: Vec<Face> = faces.iter().map(|f| f.face.clone()).collect();
+            save_png(out, &draw_faces(&img, &boxes, &colours))?;
         }
     }
     if failed > 0 {
@@ -78,7 +241,14 @@ fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
     let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
-    let v = model.verify(&a.image_a, &a.image_b)?;
+    let detector = detector(&a.finding)?;
+    let photos = PhotoFaces {
+        model: &model,
+        detector: detector.as_ref(),
+    };
+    let x = photos.one_face(&a.image_a, a.largest)?;
+    let y = photos.one_face(&a.image_b, a.largest)?;
+    let v = model.verdict(&x.embedding, &y.embedding);
     if a.json {
         println!(
             "{}",

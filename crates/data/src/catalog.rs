@@ -31,6 +31,14 @@ const MANIFESTS: &[(&str, &str)] = &[
         "ml-100k",
         include_str!("../../../datasets/checksums/ml-100k.sha256"),
     ),
+    (
+        "face-photos",
+        include_str!("../../../datasets/checksums/face-photos.sha256"),
+    ),
+    (
+        "dlib-faces",
+        include_str!("../../../datasets/checksums/dlib-faces.sha256"),
+    ),
 ];
 
 /// One dataset as the catalogue describes it.

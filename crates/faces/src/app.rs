@@ -157,12 +157,17 @@ impl FaceModel {
     pub fn verify(&self, a: &Path, b: &Path) -> Result<Verdict> {
         let inputs = vec![self.preprocess.load(a)?, self.preprocess.load(b)?];
         let e = self.embed_inputs(&inputs);
-        let score = cosine(&e[0], &e[1]);
-        Ok(Verdict {
+        Ok(self.verdict(&e[0], &e[1]))
+    }
+
+    /// Whether two embeddings are of the same person.
+    pub fn verdict(&self, a: &[f32], b: &[f32]) -> Verdict {
+        let score = cosine(a, b);
+        Verdict {
             same: score >= self.threshold,
             score,
             threshold: self.threshold,
-        })
+        }
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Gallery {
     templates: Vec<Vec<f32>>,
 }
 
+/// The name [`Gallery::identify`] gives a face under the threshold.
+pub const UNKNOWN_NAME: &str = "unknown";
+
 /// The best match of a query.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Match {
@@ -223,7 +226,7 @@ impl Gallery {
             name: if score >= threshold {
                 name.clone()
             } else {
-                "unknown".into()
+                UNKNOWN_NAME.into()
             },
             score,
             nearest: Some(name),

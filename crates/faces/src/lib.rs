@@ -2,6 +2,9 @@
 //!
 //! - [`preprocess`]: decode PGM/PNG/JPEG/GIF/BMP, convert to grey, fit to the input size,
 //!   normalise; [`folders`]: `<root>/<person>/<image>` datasets.
+//! - [`detect`]: MTCNN face detection with five landmarks (shipped pretrained weights).
+//! - [`align`]: similarity transform from five landmarks onto a template, bilinear warp.
+//! - [`draw`]: detections drawn on the photo.
 //! - [`augment`]: seeded flip, shift/scale/rotation, brightness/contrast for training.
 //! - [`model`]: a residual CNN producing L2-normalised embeddings, trained with a CosFace or
 //!   ArcFace margin over the training identities.
@@ -12,19 +15,24 @@
 //!   `faces.eigenfaces`, `faces.evaluate`.
 //! - [`model_dir`]: the model directory (typed manifest section, saving the networks).
 //! - [`bench`]: the embedding network as `profundo bench models` times it.
-//! - [`app`] and [`gallery`]: embed, verify, enroll and identify.
+//! - [`app`] and [`gallery`]: embed, verify, enroll and identify; [`photo`]: whole photos
+//!   (detect, align and embed every face).
 
 #![warn(missing_docs)]
 
+pub mod align;
 pub mod app;
 pub mod augment;
 pub mod bench;
+pub mod detect;
+pub mod draw;
 pub mod eigenfaces;
 pub mod error;
 pub mod folders;
 pub mod gallery;
 pub mod model;
 pub mod model_dir;
+pub mod photo;
 pub mod preprocess;
 pub mod score_norm;
 pub mod stages;

@@ -86,29 +86,20 @@ impl Preprocess {
 
     /// Reads, decodes and preprocesses one image file.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
-        let bytes = std::fs::read(path).map_err(|e| FacesError::Image {
+        let img = read_image(path)?;
+        self.from_image(&img).map_err(|message| FacesError::Image {
             path: path.to_path_buf(),
-            message: format!("cannot open: {e}"),
-        })?;
-        self.decode(&bytes, path)
+            message,
+        })
     }
 
     /// Decodes and preprocesses the bytes of an image file (`path` names it in errors).
     pub fn decode(&self, bytes: &[u8], path: &Path) -> Result<Vec<f32>> {
-        let bad = |message: String| FacesError::Image {
+        let img = decode_image(bytes, path)?;
+        self.from_image(&img).map_err(|message| FacesError::Image {
             path: path.to_path_buf(),
             message,
-        };
-        if bytes.is_empty() {
-            return Err(bad("not an image file (it is empty, 0 bytes)".into()));
-        }
-        // Trust the content, not the extension.
-        let format = image::guess_format(bytes).map_err(|_| {
-            bad("not an image file (content is not PGM/PPM, PNG, JPEG, GIF or BMP)".into())
-        })?;
-        let img = image::load_from_memory_with_format(bytes, format)
-            .map_err(|e| bad(format!("cannot decode image (truncated or corrupt?): {e}")))?;
-        self.from_image(&img).map_err(bad)
+        })
     }
 
     /// Preprocesses a decoded image; the error message says what is wrong with it.
@@ -143,6 +134,32 @@ impl Preprocess {
         }
         Ok(v)
     }
+}
+
+/// Reads and decodes an image file; errors name the file and say what is wrong.
+pub fn read_image(path: &Path) -> Result<image::DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| FacesError::Image {
+        path: path.to_path_buf(),
+        message: format!("cannot open: {e}"),
+    })?;
+    decode_image(&bytes, path)
+}
+
+/// Decodes the bytes of an image file, whatever its extension says (`path` names it in
+/// errors).
+pub fn decode_image(bytes: &[u8], path: &Path) -> Result<image::DynamicImage> {
+    let bad = |message: String| FacesError::Image {
+        path: path.to_path_buf(),
+        message,
+    };
+    if bytes.is_empty() {
+        return Err(bad("not an image file (it is empty, 0 bytes)".into()));
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        bad("not an image file (content is not PGM/PPM, PNG, JPEG, GIF or BMP)".into())
+    })?;
+    image::load_from_memory_with_format(bytes, format)
+        .map_err(|e| bad(format!("cannot decode image (truncated or corrupt?): {e}")))
 }
 
 /// Zero mean, unit variance in place (a flat image only gets centred).
