@@ -177,3 +177,176 @@ fn needs_data_dlib_photos_match_the_reference_and_reach_the_recall_floor() {
     assert_eq!(scores.faces, 43);
     assert!(scores.recall >= 0.9, "{scores:?}");
 }
+
+/// What [`whole_photos_of_unseen_people`] measured.
+#[derive(Debug)]
+pub struct WholePhotoScores {
+    /// Rank-1 identification of the lit query photos through detect -> align -> embed.
+    pub detect: f64,
+    /// The same photos used whole (`--no-detect`), as the apps did before detection.
+    pub whole: f64,
+    /// Queries in which the detector found exactly one face.
+    pub one_face: f64,
+    /// Names given, left to right, to the group photo of three people (and who they are).
+    pub group: (Vec<String>, Vec<String>),
+}
+
+/// Whole photos of the people the model in `run` never saw (ORL people not in its
+/// manifest's `people`): each person enrolled from 5 photos (ORL images 1-5 placed on a
+/// seeded 320x243 textured frame at 0.9-1.3x, evenly lit), then identified from 5 other
+/// photos (images 6-10, lit from the left, right, front-strong, left, right). Every photo
+/// goes through the CLI, with detection and with `--no-detect`; a group photo of three
+/// of them (image 6 each, side by side) is identified too.
+pub fn whole_photos_of_unseen_people(
+    run: &std::path::Path,
+    dir: &std::path::Path,
+) -> WholePhotoScores {
+    use profundo_faces::scenes::{self, Lighting};
+
+    let orl = dataset("orl").expect("the caller checked");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("model/manifest.json")).unwrap())
+            .unwrap();
+    let trained: Vec<&str> = manifest["model"]["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let mut unseen: Vec<String> = (1..=32)
+        .map(|i| format!("s{i}"))
+        .filter(|p| !trained.contains(&p.as_str()))
+        .collect();
+    unseen.sort();
+    assert_eq!(unseen.len(), 8, "{trained:?}");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let crop = |p: &str, i: usize| {
+        image::open(orl.join(format!("{p}/{i}.pgm")))
+            .unwrap()
+            .to_luma8()
+    };
+    let lights = [
+        Lighting::Left,
+        Lighting::Right,
+        Lighting::Centre,
+        Lighting::Left,
+        Lighting::Right,
+    ];
+    let mut enrolled: Vec<(String, Vec<String>)> = Vec::new();
+    let mut queries: Vec<(String, String)> = Vec::new();
+    for (k, p) in unseen.iter().enumerate() {
+        let mut mine = Vec::new();
+        for i in 1..=10 {
+            let seed = (k * 100 + i) as u64;
+            let lighting = if i <= 5 {
+                Lighting::Even
+            } else {
+                lights[i - 6]
+            };
+            let (scene, _) = scenes::single(&crop(p, i), lighting, seed);
+            let path = photos.join(format!("{p}-{i}.png"));
+            scene.save(&path).unwrap();
+            let path = path.display().to_string();
+            if i <= 5 {
+                mine.push(path);
+            } else {
+                queries.push((p.clone(), path));
+            }
+        }
+        enrolled.push((p.clone(), mine));
+    }
+    let model = run.display().to_string();
+    let accuracy = |flags: &[&str], gallery: &str| -> (f64, f64) {
+        let g = dir.join(gallery).display().to_string();
+        for (p, imgs) in &enrolled {
+            let mut args = vec![
+                "faces",
+                "enroll",
+                "--model",
+                &model,
+                "--gallery",
+                &g,
+                "--name",
+                p,
+            ];
+            args.extend(flags);
+            args.extend(imgs.iter().map(String::as_str));
+            ok(dir, &args);
+        }
+        let mut args = vec![
+            "faces",
+            "identify",
+            "--model",
+            &model,
+            "--gallery",
+            &g,
+            "--json",
+        ];
+        args.extend(flags);
+        args.extend(queries.iter().map(|q| q.1.as_str()));
+        let out = ok(dir, &args);
+        let mut by_path: std::collections::HashMap<String, Vec<serde_json::Value>> =
+            std::collections::HashMap::new();
+        for l in out.stdout.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            by_path
+                .entry(v["path"].as_str().unwrap().to_string())
+                .or_default()
+                .push(v);
+        }
+        let (mut right, mut single) = (0, 0);
+        for (p, q) in &queries {
+            let faces = &by_path[q];
+            single += usize::from(faces.len() == 1);
+            // The largest face comes first.
+            right += usize::from(faces[0]["nearest"].as_str() == Some(p.as_str()));
+        }
+        let n = queries.len() as f64;
+        (right as f64 / n, single as f64 / n)
+    };
+    let (detect, one_face) = accuracy(&[], "detect.json");
+    let (whole, _) = accuracy(&["--no-detect"], "whole.json");
+
+    let who: Vec<String> = unseen[..3].to_vec();
+    let crops: Vec<image::GrayImage> = who.iter().map(|p| crop(p, 6)).collect();
+    let refs: Vec<&image::GrayImage> = crops.iter().collect();
+    let (scene, _) = scenes::group(&refs, 77);
+    let path = photos.join("group.png");
+    scene.save(&path).unwrap();
+    let g = dir.join("detect.json").display().to_string();
+    let out = ok(
+        dir,
+        &[
+            "faces",
+            "identify",
+            "--model",
+            &model,
+            "--gallery",
+            &g,
+            "--json",
+            path.to_str().unwrap(),
+        ],
+    );
+    let mut faces: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    faces.sort_by(|a, b| {
+        a["box"][0]
+            .as_f64()
+            .unwrap()
+            .total_cmp(&b["box"][0].as_f64().unwrap())
+    });
+    let names = faces
+        .iter()
+        .map(|f| f["nearest"].as_str().unwrap().to_string())
+        .collect();
+    WholePhotoScores {
+        detect,
+        whole,
+        one_face,
+        group: (names, who),
+    }
+}

@@ -11,6 +11,7 @@
 //! - [`eigenfaces`]: the PCA baseline; [`verification`]: ROC, AUC, EER, TAR@FAR;
 //!   [`score_norm`]: centring and S-norm of scores against a cohort of other people;
 //!   [`whiten`]: PCA whitening of centred embeddings.
+//! - [`scenes`]: whole-photo test scenes made from face crops (placement, side lighting).
 //! - [`stages`]: pipeline stage kinds `faces.load_images`, `faces.train_embedding`,
 //!   `faces.eigenfaces`, `faces.evaluate`.
 //! - [`model_dir`]: the model directory (typed manifest section, saving the networks).
@@ -34,6 +35,7 @@ pub mod model;
 pub mod model_dir;
 pub mod photo;
 pub mod preprocess;
+pub mod scenes;
 pub mod score_norm;
 pub mod stages;
 pub mod verification;
