@@ -5,6 +5,7 @@
 //! overlap over the smaller box.
 
 use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::Face;
 use super::nets::{ONet, PNet, RNet};
@@ -157,44 +158,15 @@ impl Cascade<'_> {
         faces
     }
 
-    /// Stage 1: P-Net over the pyramid.
+    /// Stage 1: P-Net over the pyramid, the levels side by side (the small ones leave a
+    /// core idle otherwise), each suppressed on its own, then together.
     fn propose(&self, img: &Planes) -> Vec<Candidate> {
         let (h, w) = (img.height, img.width);
-        let mut all = Vec::new();
-        for scale in pyramid(h, w, self.min_face, self.factor) {
-            let hs = (h as f64 * scale + 1.0) as usize;
-            let ws = (w as f64 * scale + 1.0) as usize;
-            let mut level = img.area_resize(img.full(), hs, ws);
-            normalise(&mut level);
-            let x = Tensor::<4>::from_data(TensorData::new(level, [1, 3, hs, ws]), self.device);
-            let (reg, prob) = self.pnet.forward(x);
-            let [_, _, gh, gw] = reg.dims();
-            let (reg, prob) = (tensor_values(reg), tensor_values(prob));
-            let scale = scale as f32;
-            let mut found = Vec::new();
-            for gy in 0..gh {
-                for gx in 0..gw {
-                    let score = prob[gy * gw + gx];
-                    if score < self.thresholds[0] {
-                        continue;
-                    }
-                    let (x, y) = (gx as f32, gy as f32);
-                    let at = |k: usize| reg[k * gh * gw + gy * gw + gx];
-                    found.push(Candidate {
-                        b: [
-                            ((2.0 * x + 1.0) / scale).floor(),
-                            ((2.0 * y + 1.0) / scale).floor(),
-                            ((2.0 * x + 12.0) / scale).floor(),
-                            ((2.0 * y + 12.0) / scale).floor(),
-                        ],
-                        score,
-                        reg: [at(0), at(1), at(2), at(3)],
-                    });
-                }
-            }
-            all.extend(select(&found, 0.5, Overlap::Union));
-        }
-        select(&all, 0.7, Overlap::Union)
+        let levels: Vec<Vec<Candidate>> = pyramid(h, w, self.min_face, self.factor)
+            .into_par_iter()
+            .map(|scale| select(&self.level(img, scale), 0.5, Overlap::Union))
+            .collect();
+        select(&levels.concat(), 0.7, Overlap::Union)
             .into_iter()
             .map(|c| Candidate {
                 b: square(regress(c.b, c.reg, false)),
@@ -203,14 +175,51 @@ impl Cascade<'_> {
             .collect()
     }
 
-    /// Crops of the candidates resized to `size`, normalised, as one batch; candidates
-    /// whose crop would be empty are dropped.
+    /// P-Net's candidates at one pyramid scale, in pixels of the image.
+    fn level(&self, img: &Planes, scale: f64) -> Vec<Candidate> {
+        let (h, w) = (img.height, img.width);
+        let hs = (h as f64 * scale + 1.0) as usize;
+        let ws = (w as f64 * scale + 1.0) as usize;
+        let mut level = img.area_resize(img.full(), hs, ws);
+        normalise(&mut level);
+        let x = Tensor::<4>::from_data(TensorData::new(level, [1, 3, hs, ws]), self.device);
+        let (reg, prob) = self.pnet.forward(x);
+        let [_, _, gh, gw] = reg.dims();
+        let (reg, prob) = (tensor_values(reg), tensor_values(prob));
+        let scale = scale as f32;
+        let mut found = Vec::new();
+        for gy in 0..gh {
+            for gx in 0..gw {
+                let score = prob[gy * gw + gx];
+                if score < self.thresholds[0] {
+                    continue;
+                }
+                let (x, y) = (gx as f32, gy as f32);
+                let at = |k: usize| reg[k * gh * gw + gy * gw + gx];
+                found.push(Candidate {
+                    b: [
+                        ((2.0 * x + 1.0) / scale).floor(),
+                        ((2.0 * y + 1.0) / scale).floor(),
+                        ((2.0 * x + 12.0) / scale).floor(),
+                        ((2.0 * y + 12.0) / scale).floor(),
+                    ],
+                    score,
+                    reg: [at(0), at(1), at(2), at(3)],
+                });
+            }
+        }
+        found
+    }
+
+    /// Crops of the candidates resized to `size`, normalised, in as many batches as there
+    /// are threads (run side by side: one batch leaves a core idle in the small layers);
+    /// candidates whose crop would be empty are dropped.
     fn crops(
         &self,
         img: &Planes,
         cands: Vec<Candidate>,
         size: usize,
-    ) -> (Vec<Candidate>, Tensor<4>) {
+    ) -> (Vec<Candidate>, Vec<Tensor<4>>) {
         let mut kept = Vec::with_capacity(cands.len());
         let mut data = Vec::with_capacity(cands.len() * 3 * size * size);
         for c in cands {
@@ -220,9 +229,18 @@ impl Cascade<'_> {
             }
         }
         normalise(&mut data);
-        let n = kept.len();
-        let x = Tensor::<4>::from_data(TensorData::new(data, [n, 3, size, size]), self.device);
-        (kept, x)
+        let per_batch = kept.len().div_ceil(rayon::current_num_threads()).max(1);
+        let batches = data
+            .chunks(per_batch * 3 * size * size)
+            .map(|chunk| {
+                let n = chunk.len() / (3 * size * size);
+                Tensor::<4>::from_data(
+                    TensorData::new(chunk.to_vec(), [n, 3, size, size]),
+                    self.device,
+                )
+            })
+            .collect();
+        (kept, batches)
     }
 
     /// Stage 2: R-Net on 24x24 crops.
@@ -230,12 +248,19 @@ impl Cascade<'_> {
         if cands.is_empty() {
             return cands;
         }
-        let (cands, x) = self.crops(img, cands, 24);
+        let (cands, batches) = self.crops(img, cands, 24);
         if cands.is_empty() {
             return cands;
         }
-        let (reg, prob) = self.rnet.forward(x);
-        let (reg, prob) = (tensor_values(reg), tensor_values(prob));
+        let outputs: Vec<(Vec<f32>, Vec<f32>)> = batches
+            .into_par_iter()
+            .map(|x| {
+                let (reg, prob) = self.rnet.forward(x);
+                (tensor_values(reg), tensor_values(prob))
+            })
+            .collect();
+        let (reg, prob): (Vec<Vec<f32>>, Vec<Vec<f32>>) = outputs.into_iter().unzip();
+        let (reg, prob) = (reg.concat(), prob.concat());
         let passed: Vec<Candidate> = cands
             .iter()
             .enumerate()
@@ -260,16 +285,27 @@ impl Cascade<'_> {
         if cands.is_empty() {
             return Vec::new();
         }
-        let (cands, x) = self.crops(img, cands, 48);
+        let (cands, batches) = self.crops(img, cands, 48);
         if cands.is_empty() {
             return Vec::new();
         }
-        let (reg, marks, prob) = self.onet.forward(x);
-        let (reg, marks, prob) = (
-            tensor_values(reg),
-            tensor_values(marks),
-            tensor_values(prob),
-        );
+        let outputs: Vec<[Vec<f32>; 3]> = batches
+            .into_par_iter()
+            .map(|x| {
+                let (reg, marks, prob) = self.onet.forward(x);
+                [
+                    tensor_values(reg),
+                    tensor_values(marks),
+                    tensor_values(prob),
+                ]
+            })
+            .collect();
+        let [reg, marks, prob] = std::array::from_fn(|k| {
+            outputs
+                .iter()
+                .flat_map(|o| o[k].iter().copied())
+                .collect::<Vec<f32>>()
+        });
         let mut faces = Vec::new();
         for (i, c) in cands.iter().enumerate() {
             if prob[i] <= self.thresholds[2] {
