@@ -350,3 +350,74 @@ pub fn whole_photos_of_unseen_people(
         group: (names, who),
     }
 }
+
+/// `photo::ORL_TEMPLATE` is where profundo's detector puts the five landmarks in ORL's
+/// crops on average (it was measured with the reference MTCNN): one face in each of the
+/// 320 images, and the mean of each landmark within half a pixel of the template.
+#[test]
+fn needs_data_orl_template_is_the_mean_of_the_detected_landmarks() {
+    use profundo_faces::detect::{Detector, DetectorConfig};
+    use profundo_faces::photo::ORL_TEMPLATE;
+
+    let Some(orl) = dataset("orl") else {
+        return;
+    };
+    let detector =
+        Detector::load(DetectorConfig::default(), &burn::tensor::Device::flex()).unwrap();
+    let mut sum = [[0.0f64; 2]; 5];
+    let mut n = 0;
+    for person in 1..=32 {
+        for i in 1..=10 {
+            let path = orl.join(format!("s{person}/{i}.pgm"));
+            let faces = detector.detect_image(&image::open(&path).unwrap());
+            assert_eq!(faces.len(), 1, "{}: {faces:?}", path.display());
+            for (s, p) in sum.iter_mut().zip(&faces[0].landmarks) {
+                s[0] += p[0] as f64;
+                s[1] += p[1] as f64;
+            }
+            n += 1;
+        }
+    }
+    for (s, t) in sum.iter().zip(&ORL_TEMPLATE) {
+        let mean = [s[0] / n as f64, s[1] / n as f64];
+        assert!(
+            (mean[0] - t[0]).abs() < 0.5 && (mean[1] - t[1]).abs() < 0.5,
+            "mean {mean:?} vs template {t:?}"
+        );
+    }
+}
+
+/// `faces.load_images` with `detect = true` reads a folder of uncropped photos (each face
+/// found and aligned), and names a photo without a face.
+#[test]
+fn load_images_detects_and_aligns_faces_in_photos_and_names_a_photo_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("people");
+    for (person, photo) in [("collins", "astronaut.png"), ("hopper", "grace_hopper.png")] {
+        std::fs::create_dir_all(root.join(person)).unwrap();
+        let src = repo().join("datasets/face-photos").join(photo);
+        std::fs::copy(&src, root.join(person).join("1.png")).unwrap();
+        let mirrored = image::open(&src).unwrap().fliph();
+        mirrored.save(root.join(person).join("2.png")).unwrap();
+    }
+    let pipeline = format!(
+        "[pipeline]\nname = \"photos\"\n\n[stages.faces]\nkind = \"faces.load_images\"\npath = \"{}\"\ndetect = true\n",
+        root.display()
+    );
+    let p = write(tmp.path(), "photos.toml", &pipeline);
+    let out = ok(tmp.path(), &["run", p.to_str().unwrap()]);
+    assert!(
+        out.all().contains("4 images of 2 people")
+            && out.all().contains("faces detected and aligned"),
+        "{}",
+        out.all()
+    );
+    image::GrayImage::from_pixel(120, 90, image::Luma([70]))
+        .save(root.join("hopper/3.png"))
+        .unwrap();
+    fails_with(
+        tmp.path(),
+        &["run", p.to_str().unwrap()],
+        &["hopper/3.png", "no face found"],
+    );
+}

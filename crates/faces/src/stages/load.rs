@@ -11,8 +11,11 @@ use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::align::align_face;
+use crate::detect::{Detector, DetectorConfig, Planes};
 use crate::folders::scan;
-use crate::preprocess::{Fit, Normalize, Preprocess};
+use crate::photo::{ALIGNED_HEIGHT, ALIGNED_WIDTH, ORL_TEMPLATE};
+use crate::preprocess::{Fit, Normalize, Preprocess, decode_image};
 
 /// Parameters of `faces.load_images`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -32,6 +35,12 @@ pub struct LoadImagesParams {
     /// `standardize` (zero mean, unit variance per image) or `unit` ([0, 1]).
     #[serde(default)]
     pub normalize: Normalize,
+    /// Detect the face in each image (MTCNN; the largest when there are several) and align
+    /// it onto the ORL framing before preprocessing, as the apps do with photos: training
+    /// and evaluation can start from uncropped photos. An image without a face is an error
+    /// naming it.
+    #[serde(default)]
+    pub detect: bool,
 }
 
 fn default_height() -> u32 {
@@ -97,12 +106,24 @@ impl TypedStage for LoadImages {
                     .map(|(i, path)| (person.name.clone(), i + 1, path.clone()))
             })
             .collect();
+        let detector = if p.detect {
+            let device =
+                profundo_core::backend::device(profundo_core::backend::BackendKind::Flex, "cpu")
+                    .map_err(crate::FacesError::from)?;
+            Some(Detector::load(DetectorConfig::default(), &device)?)
+        } else {
+            None
+        };
         let loaded: Vec<(Vec<f32>, blake3::Hash)> = files
             .par_iter()
             .map(|(_, _, path)| {
                 let bytes = std::fs::read(path)
                     .map_err(|e| StageError::data(path, format!("cannot read: {e}")))?;
-                Ok((pre.decode(&bytes, path)?, blake3::hash(&bytes)))
+                let pixels = match &detector {
+                    None => pre.decode(&bytes, path)?,
+                    Some(d) => aligned_input(d, &pre, &bytes, path)?,
+                };
+                Ok((pixels, blake3::hash(&bytes)))
             })
             .collect::<Result<_, StageError>>()?;
         let mut items = Vec::with_capacity(files.len());
@@ -128,12 +149,17 @@ impl TypedStage for LoadImages {
             data.extend(pixels);
         }
         ctx.log(&format!(
-            "{} images of {} people from {} ({}x{} input)",
+            "{} images of {} people from {} ({}x{} input{})",
             items.len(),
             people.len(),
             root.display(),
             p.height,
-            p.width
+            p.width,
+            if p.detect {
+                ", faces detected and aligned"
+            } else {
+                ""
+            }
         ));
         let mut extractor =
             serde_json::to_value(&pre).map_err(|e| StageError::Other(e.to_string()))?;
@@ -148,4 +174,33 @@ impl TypedStage for LoadImages {
             fingerprint: h.finalize().to_hex()[..16].to_string(),
         }))
     }
+}
+
+/// The network input of the largest face in an image file's bytes, aligned onto the ORL
+/// framing (what the apps feed the network for a photo).
+fn aligned_input(
+    detector: &Detector,
+    pre: &Preprocess,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Vec<f32>, StageError> {
+    let img = decode_image(bytes, path)?;
+    let planes = Planes::from_image(&img);
+    let faces = detector.detect(&planes);
+    let face = faces.first().ok_or_else(|| {
+        StageError::data(
+            path,
+            "no face found (set `detect = false` for folders of face crops the detector misses)",
+        )
+    })?;
+    let aligned = align_face(
+        &planes,
+        &face.landmarks,
+        &ORL_TEMPLATE,
+        ALIGNED_WIDTH,
+        ALIGNED_HEIGHT,
+    )
+    .ok_or_else(|| StageError::data(path, "the face's landmarks are degenerate"))?;
+    pre.from_image(&image::DynamicImage::ImageLuma8(aligned))
+        .map_err(|message| StageError::data(path, message))
 }
