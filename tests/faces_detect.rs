@@ -187,6 +187,9 @@ pub struct WholePhotoScores {
     pub whole: f64,
     /// Queries in which the detector found exactly one face.
     pub one_face: f64,
+    /// Right answers through detection per query lighting (left, right, centre), of 16, 16
+    /// and 8 queries.
+    pub by_lighting: [(usize, usize); 3],
     /// Names given, left to right, to the group photo of three people (and who they are).
     pub group: (Vec<String>, Vec<String>),
 }
@@ -234,7 +237,7 @@ pub fn whole_photos_of_unseen_people(
         Lighting::Right,
     ];
     let mut enrolled: Vec<(String, Vec<String>)> = Vec::new();
-    let mut queries: Vec<(String, String)> = Vec::new();
+    let mut queries: Vec<(String, String, Lighting)> = Vec::new();
     for (k, p) in unseen.iter().enumerate() {
         let mut mine = Vec::new();
         for i in 1..=10 {
@@ -251,13 +254,13 @@ pub fn whole_photos_of_unseen_people(
             if i <= 5 {
                 mine.push(path);
             } else {
-                queries.push((p.clone(), path));
+                queries.push((p.clone(), path, lighting));
             }
         }
         enrolled.push((p.clone(), mine));
     }
     let model = run.display().to_string();
-    let accuracy = |flags: &[&str], gallery: &str| -> (f64, f64) {
+    let accuracy = |flags: &[&str], gallery: &str| -> (f64, f64, [(usize, usize); 3]) {
         let g = dir.join(gallery).display().to_string();
         for (p, imgs) in &enrolled {
             let mut args = vec![
@@ -296,17 +299,26 @@ pub fn whole_photos_of_unseen_people(
                 .push(v);
         }
         let (mut right, mut single) = (0, 0);
-        for (p, q) in &queries {
+        let mut by_lighting = [(0, 0); 3];
+        for (p, q, lighting) in &queries {
             let faces = &by_path[q];
             single += usize::from(faces.len() == 1);
             // The largest face comes first.
-            right += usize::from(faces[0]["nearest"].as_str() == Some(p.as_str()));
+            let hit = faces[0]["nearest"].as_str() == Some(p.as_str());
+            right += usize::from(hit);
+            let k = match lighting {
+                Lighting::Left => 0,
+                Lighting::Right => 1,
+                _ => 2,
+            };
+            by_lighting[k].0 += usize::from(hit);
+            by_lighting[k].1 += 1;
         }
         let n = queries.len() as f64;
-        (right as f64 / n, single as f64 / n)
+        (right as f64 / n, single as f64 / n, by_lighting)
     };
-    let (detect, one_face) = accuracy(&[], "detect.json");
-    let (whole, _) = accuracy(&["--no-detect"], "whole.json");
+    let (detect, one_face, by_lighting) = accuracy(&[], "detect.json");
+    let (whole, _, _) = accuracy(&["--no-detect"], "whole.json");
 
     let who: Vec<String> = unseen[..3].to_vec();
     let crops: Vec<image::GrayImage> = who.iter().map(|p| crop(p, 6)).collect();
@@ -347,6 +359,7 @@ pub fn whole_photos_of_unseen_people(
         detect,
         whole,
         one_face,
+        by_lighting,
         group: (names, who),
     }
 }
