@@ -624,6 +624,10 @@ fn needs_data_orl_open_set_verification_and_enrollment_of_unseen_people() {
     assert_eq!(photos.group.0, photos.group.1, "{photos:?}");
     assert!(photos.detect >= WHOLE_PHOTO_FLOOR, "{photos:?}");
     assert!(photos.detect > photos.whole, "{photos:?}");
+    // No lighting is left behind: at least 3 of 4 right under each.
+    for (right, of) in photos.by_lighting {
+        assert!(of > 0 && 4 * right >= 3 * of, "{photos:?}");
+    }
 }
 
 /// Rank-1 identification of the lit whole photos of unseen people through detection and
