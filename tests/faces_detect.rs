@@ -85,26 +85,20 @@ fn detect_reports_bad_files_by_name_and_still_answers_for_the_good_ones() {
         ],
     );
     assert!(!out.ok, "{}", out.all());
-    assert!(
-        out.stderr.contains("notes.jpg") && out.stderr.contains("not an image file"),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stderr.contains("1 of 3 photo(s) could not be read"),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout.contains("wall.png\tno face found"),
-        "{}",
-        out.all()
-    );
-    assert!(
-        out.stdout.contains("grace_hopper.png\t1 face(s)"),
-        "{}",
-        out.all()
-    );
+    let expected = [
+        (&out.stderr, "notes.jpg"),
+        (&out.stderr, "not an image file"),
+        (&out.stderr, "1 of 3 photo(s) could not be read"),
+        (&out.stdout, "wall.png\tno face found"),
+        (&out.stdout, "grace_hopper.png\t1 face(s)"),
+    ];
+    for (stream, needle) in expected {
+        assert!(
+            stream.contains(needle),
+            "`{needle}` missing:\n{}",
+            out.all()
+        );
+    }
     // --draw with several photos writes a folder, one PNG per photo.
     let astronaut = repo().join("datasets/face-photos/astronaut.png");
     let folder = tmp.path().join("drawn");
@@ -123,9 +117,12 @@ fn detect_reports_bad_files_by_name_and_still_answers_for_the_good_ones() {
 }
 
 /// dlib's 9 annotated photos (43 faces, most 40-50 px wide): the detector's output matches
-/// the reference MTCNN's (IoU >= 0.95 and landmarks within 2 px for at least 95% of the
-/// reference's faces: JPEG decoders differ by a grey level here and there, which can move
-/// a borderline candidate), and finds at least 90% of the annotated faces at IoU 0.5.
+/// the reference MTCNN's (IoU >= 0.95 and landmarks within 2 px) for at least 95% of the
+/// reference's faces, and finds at least 90% of the annotated faces at IoU 0.5 (the issue's
+/// target). The 95% was set after measuring 40 of 42 (0.952): it allows no more misses than
+/// measured. The two misses are JPEG decoding (the `image` crate and libjpeg-turbo differ by a
+/// grey level here and there); decoded by Pillow and saved as PNG, the same photo matches
+/// the reference to 3 decimals, and the shipped PNGs match exactly (unit test).
 #[test]
 fn needs_data_dlib_photos_match_the_reference_and_reach_the_recall_floor() {
     let Some(dir) = dataset("dlib-faces") else {
@@ -375,8 +372,7 @@ fn needs_data_orl_template_is_the_mean_of_the_detected_landmarks() {
     let Some(orl) = dataset("orl") else {
         return;
     };
-    let detector =
-        Detector::load(DetectorConfig::default(), &burn::tensor::Device::flex()).unwrap();
+    let detector = Detector::on_cpu(DetectorConfig::default()).unwrap();
     let mut sum = [[0.0f64; 2]; 5];
     let mut n = 0;
     for person in 1..=32 {

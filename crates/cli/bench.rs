@@ -121,13 +121,10 @@ fn photo_rows(
     photo: &std::path::Path,
     iters: usize,
 ) -> anyhow::Result<Vec<(String, Vec<f64>)>> {
-    use profundo_faces::detect::{Detector, DetectorConfig, Planes};
+    use profundo_faces::detect::{DetectorConfig, Planes};
     use profundo_faces::photo::PhotoFaces;
 
-    let detector = Detector::load(
-        DetectorConfig::default(),
-        &profundo_core::backend::device(profundo_core::backend::BackendKind::Flex, "cpu")?,
-    )?;
+    let detector = crate::faces::load_detector(DetectorConfig::default().min_face_size)?;
     let img = profundo_faces::preprocess::read_image(photo)?;
     let planes = Planes::from_image(&img);
     let found = detector.detect(&planes).len();

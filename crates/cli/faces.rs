@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use profundo_core::backend::{self, BackendKind};
 use profundo_faces::app::FaceModel;
 use profundo_faces::detect::{Detector, DetectorConfig, Face};
 use profundo_faces::draw::{KNOWN, UNKNOWN, draw_faces, save_png};
@@ -34,11 +33,7 @@ struct DetectedPhoto<'a> {
 }
 
 fn detect(a: DetectArgs) -> anyhow::Result<()> {
-    let config = DetectorConfig {
-        min_face_size: a.min_face_size,
-        ..DetectorConfig::default()
-    };
-    let detector = Detector::load(config, &backend::device(BackendKind::Flex, "cpu")?)?;
+    let detector = load_detector(a.min_face_size)?;
     let drawings = drawing_paths(&a.photos, a.draw.as_deref())?;
     let mut failed = 0;
     for (k, path) in a.photos.iter().enumerate() {
@@ -109,19 +104,19 @@ fn drawing_paths(photos: &[PathBuf], draw: Option<&Path>) -> anyhow::Result<Vec<
         .collect()
 }
 
+/// The shipped detector on the CPU (flex), searching faces of `min_face_size` pixels and up.
+pub(crate) fn load_detector(min_face_size: f64) -> anyhow::Result<Detector> {
+    Ok(Detector::on_cpu(DetectorConfig {
+        min_face_size,
+        ..DetectorConfig::default()
+    })?)
+}
+
 /// The detector the apps run before the model, or none with `--no-detect`.
 fn detector(f: &FindingArgs) -> anyhow::Result<Option<Detector>> {
-    if f.no_detect {
-        return Ok(None);
-    }
-    let config = DetectorConfig {
-        min_face_size: f.min_face_size,
-        ..DetectorConfig::default()
-    };
-    Ok(Some(Detector::load(
-        config,
-        &backend::device(BackendKind::Flex, "cpu")?,
-    )?))
+    (!f.no_detect)
+        .then(|| load_detector(f.min_face_size))
+        .transpose()
 }
 
 fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
@@ -180,7 +175,8 @@ fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
     let drawings = drawing_paths(&a.images, a.draw.as_deref())?;
     let mut failed = 0;
     for (k, path) in a.images.iter().enumerate() {
-        let faces = match read_image(path).and_then(|img| Ok((photos.faces_in(&img, path)?, img))) {
+        let found = read_image(path).and_then(|img| Ok((photos.faces_in(&img, path)?, img)));
+        let (faces, img) = match found {
             Ok(found) => found,
             Err(e) => {
                 failed += 1;
@@ -188,7 +184,6 @@ fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let (faces, img) = faces;
         if faces.is_empty() {
             failed += 1;
             eprintln!(

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::augment::bilinear;
 use crate::detect::Planes;
 
 /// `p -> [a -b; b a] p + t`: rotation and uniform scale (`a = s cos r`, `b = s sin r`),
@@ -91,11 +92,41 @@ impl Similarity {
     }
 }
 
-/// The face of `img` whose landmarks are `landmarks`, warped so that they land on
-/// `template` in an `out_w x out_h` image, as a grey image (the embedding networks read
-/// grey). Bilinear interpolation; pixels from outside the photo repeat its border.
+/// A photo's luma, computed once for all the faces cut from it (the embedding networks
+/// read grey).
+#[derive(Debug, Clone)]
+pub struct Grey {
+    width: usize,
+    height: usize,
+    data: Vec<f32>,
+}
+
+impl Grey {
+    /// Luma of the RGB planes with the weights `image`'s `to_luma8` uses (ITU-R BT.709),
+    /// kept as real values until the warp has sampled them.
+    pub fn of(img: &Planes) -> Self {
+        let n = img.width * img.height;
+        let (r, rest) = img.data.split_at(n);
+        let (g, b) = rest.split_at(n);
+        let data = r
+            .iter()
+            .zip(g)
+            .zip(b)
+            .map(|((r, g), b)| 0.2126 * r + 0.7152 * g + 0.0722 * b)
+            .collect();
+        Self {
+            width: img.width,
+            height: img.height,
+            data,
+        }
+    }
+}
+
+/// The face whose landmarks are `landmarks`, warped so that they land on `template` in an
+/// `out_w x out_h` grey image. Bilinear interpolation; pixels from outside the photo
+/// repeat its border.
 pub fn align_face(
-    img: &Planes,
+    grey: &Grey,
     landmarks: &[[f32; 2]; 5],
     template: &[[f64; 2]; 5],
     out_w: u32,
@@ -106,36 +137,11 @@ pub fn align_face(
         .map(|p| [p[0] as f64, p[1] as f64])
         .collect();
     let back = Similarity::fit(template, &from)?;
-    let grey = grey_plane(img);
     Some(image::GrayImage::from_fn(out_w, out_h, |x, y| {
         let [sx, sy] = back.apply([x as f64, y as f64]);
-        image::Luma([bilinear(&grey, img.width, img.height, sx, sy).round() as u8])
+        let v = bilinear(&grey.data, grey.height, grey.width, sx as f32, sy as f32);
+        image::Luma([v.round() as u8])
     }))
-}
-
-/// Luma of the RGB planes with the weights `image`'s `to_luma8` uses (ITU-R BT.709).
-fn grey_plane(img: &Planes) -> Vec<f32> {
-    let n = img.width * img.height;
-    let (r, rest) = img.data.split_at(n);
-    let (g, b) = rest.split_at(n);
-    r.iter()
-        .zip(g)
-        .zip(b)
-        .map(|((r, g), b)| 0.2126 * r + 0.7152 * g + 0.0722 * b)
-        .collect()
-}
-
-/// `plane` at the real position `(x, y)`, clamped to the border.
-fn bilinear(plane: &[f32], w: usize, h: usize, x: f64, y: f64) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f64);
-    let y = y.clamp(0.0, (h - 1) as f64);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-    let at = |x: usize, y: usize| plane[y * w + x];
-    let top = at(x0, y0) * (1.0 - fx) + at(x1, y0) * fx;
-    let bottom = at(x0, y1) * (1.0 - fx) + at(x1, y1) * fx;
-    top * (1.0 - fy) + bottom * fy
 }
 
 #[cfg(test)]
@@ -204,7 +210,7 @@ mod tests {
             height: h,
             data,
         };
-        let out = align_face(&img, &landmarks, &template, 92, 112).unwrap();
+        let out = align_face(&Grey::of(&img), &landmarks, &template, 92, 112).unwrap();
         for t in &template {
             let v = out.get_pixel(t[0] as u32, t[1] as u32).0[0];
             assert!(v > 200, "landmark at {t:?} is {v}");

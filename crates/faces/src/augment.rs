@@ -141,7 +141,7 @@ fn side_light(x: &mut [f32], [channels, h, w]: [usize; 3], swing: f32) {
 }
 
 /// Bilinear sample of an `h x w` plane at `(x, y)`, replicating the border.
-fn bilinear(p: &[f32], h: usize, w: usize, x: f32, y: f32) -> f32 {
+pub(crate) fn bilinear(p: &[f32], h: usize, w: usize, x: f32, y: f32) -> f32 {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
     let (x0, y0) = (x.floor() as usize, y.floor() as usize);

@@ -8,10 +8,10 @@
 
 use std::path::Path;
 
-use crate::align::align_face;
+use crate::align::{Grey, align_face};
 use crate::app::FaceModel;
 use crate::detect::{Detector, Face, Planes};
-use crate::preprocess::read_image;
+use crate::preprocess::{Preprocess, read_image};
 use crate::{FacesError, Result};
 
 /// Width of the aligned frame (ORL's).
@@ -31,33 +31,53 @@ pub const ORL_TEMPLATE: [[f64; 2]; 5] = [
     [59.33, 87.92],
 ];
 
-/// How the apps find the faces of an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finding {
-    /// Detect every face and align it (whole photos).
-    Detect,
-    /// The image is one face crop already: use it whole, as the model's training crops
-    /// were (`--no-detect`).
-    WholeImage,
-}
-
 /// One face of a photo and its embedding.
 #[derive(Debug, Clone)]
 pub struct FaceEmbedding {
-    /// The detection (box, score, landmarks); for [`Finding::WholeImage`], the whole image
-    /// as the box, score 1 and no landmarks.
+    /// The detection (box, score, landmarks); for a whole image used as a crop
+    /// (`--no-detect`), the whole image as the box, score 1 and no landmarks.
     pub face: Face,
-    /// Whether the face was detected (false: the whole image was used).
-    pub detected: bool,
     /// The embedding.
     pub embedding: Vec<f32>,
+}
+
+/// Every face of a photo, largest first, with its network input: detected, aligned onto
+/// the ORL framing ([`ORL_TEMPLATE`]), then preprocessed as `pre` says (`path` names the
+/// photo in errors).
+pub fn aligned_inputs(
+    detector: &Detector,
+    pre: &Preprocess,
+    img: &image::DynamicImage,
+    path: &Path,
+) -> Result<Vec<(Face, Vec<f32>)>> {
+    let planes = Planes::from_image(img);
+    let faces = detector.detect(&planes);
+    let grey = Grey::of(&planes);
+    faces
+        .into_iter()
+        .map(|f| {
+            let aligned = align_face(
+                &grey,
+                &f.landmarks,
+                &ORL_TEMPLATE,
+                ALIGNED_WIDTH,
+                ALIGNED_HEIGHT,
+            )
+            .ok_or_else(|| FacesError::Image {
+                path: path.to_path_buf(),
+                message: format!("the face at {:?} has degenerate landmarks", f.bbox),
+            })?;
+            let input = pre.input(&image::DynamicImage::ImageLuma8(aligned), path)?;
+            Ok((f, input))
+        })
+        .collect()
 }
 
 /// The face model with the detector in front of it.
 pub struct PhotoFaces<'a> {
     /// The embedding model.
     pub model: &'a FaceModel,
-    /// The detector; none means [`Finding::WholeImage`].
+    /// The detector; none uses each image whole, as a face crop (`--no-detect`).
     pub detector: Option<&'a Detector>,
 }
 
@@ -71,64 +91,29 @@ impl PhotoFaces<'_> {
 
     /// [`Self::faces`] on a decoded image (`path` names it in errors).
     pub fn faces_in(&self, img: &image::DynamicImage, path: &Path) -> Result<Vec<FaceEmbedding>> {
-        let Some(detector) = self.detector else {
-            let input =
-                self.model
-                    .preprocess()
-                    .from_image(img)
-                    .map_err(|message| FacesError::Image {
-                        path: path.to_path_buf(),
-                        message,
-                    })?;
-            let (w, h) = (img.width() as f32, img.height() as f32);
-            return Ok(vec![FaceEmbedding {
-                face: Face {
+        let pre = self.model.preprocess();
+        let (faces, inputs): (Vec<Face>, Vec<Vec<f32>>) = match self.detector {
+            Some(detector) => aligned_inputs(detector, pre, img, path)?
+                .into_iter()
+                .unzip(),
+            None => {
+                let (w, h) = (img.width() as f32, img.height() as f32);
+                let whole = Face {
                     bbox: [0.0, 0.0, w, h],
                     score: 1.0,
                     landmarks: [[0.0; 2]; 5],
-                },
-                detected: false,
-                embedding: self.model.embed_inputs(&[input]).remove(0),
-            }]);
+                };
+                (vec![whole], vec![pre.input(img, path)?])
+            }
         };
-        let planes = Planes::from_image(img);
-        let faces = detector.detect(&planes);
-        let mut inputs = Vec::with_capacity(faces.len());
-        for f in &faces {
-            let aligned = align_face(
-                &planes,
-                &f.landmarks,
-                &ORL_TEMPLATE,
-                ALIGNED_WIDTH,
-                ALIGNED_HEIGHT,
-            )
-            .ok_or_else(|| FacesError::Image {
-                path: path.to_path_buf(),
-                message: format!("the face at {:?} has degenerate landmarks", f.bbox),
-            })?;
-            let input = self
-                .model
-                .preprocess()
-                .from_image(&image::DynamicImage::ImageLuma8(aligned))
-                .map_err(|message| FacesError::Image {
-                    path: path.to_path_buf(),
-                    message,
-                })?;
-            inputs.push(input);
+        if inputs.is_empty() {
+            return Ok(Vec::new());
         }
-        let embeddings = if inputs.is_empty() {
-            Vec::new()
-        } else {
-            self.model.embed_inputs(&inputs)
-        };
+        let embeddings = self.model.embed_inputs(&inputs);
         Ok(faces
             .into_iter()
             .zip(embeddings)
-            .map(|(face, embedding)| FaceEmbedding {
-                face,
-                detected: true,
-                embedding,
-            })
+            .map(|(face, embedding)| FaceEmbedding { face, embedding })
             .collect())
     }
 

@@ -86,17 +86,17 @@ impl Preprocess {
 
     /// Reads, decodes and preprocesses one image file.
     pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
-        let img = read_image(path)?;
-        self.from_image(&img).map_err(|message| FacesError::Image {
-            path: path.to_path_buf(),
-            message,
-        })
+        self.input(&read_image(path)?, path)
     }
 
     /// Decodes and preprocesses the bytes of an image file (`path` names it in errors).
     pub fn decode(&self, bytes: &[u8], path: &Path) -> Result<Vec<f32>> {
-        let img = decode_image(bytes, path)?;
-        self.from_image(&img).map_err(|message| FacesError::Image {
+        self.input(&decode_image(bytes, path)?, path)
+    }
+
+    /// [`Self::from_image`] with the problem reported against `path`.
+    pub fn input(&self, img: &image::DynamicImage, path: &Path) -> Result<Vec<f32>> {
+        self.from_image(img).map_err(|message| FacesError::Image {
             path: path.to_path_buf(),
             message,
         })

@@ -74,6 +74,11 @@ pub fn background(width: u32, height: u32, rng: &mut StdRng) -> GrayImage {
     })
 }
 
+/// The width of `face` scaled to `height` pixels high, keeping its aspect ratio.
+fn scaled_width(face: &GrayImage, height: u32) -> f32 {
+    face.width() as f32 * height as f32 / face.height() as f32
+}
+
 /// `faces` placed on `frame` at their placements (scaled with a triangle filter), then the
 /// whole frame lit by `lighting` across the span of the faces.
 pub fn compose(
@@ -82,7 +87,7 @@ pub fn compose(
     lighting: Lighting,
 ) -> GrayImage {
     for (face, at) in faces {
-        let width = (face.width() as f32 * at.height as f32 / face.height() as f32).round() as u32;
+        let width = scaled_width(face, at.height).round() as u32;
         let scaled = image::imageops::resize(
             *face,
             width.max(1),
@@ -92,8 +97,10 @@ pub fn compose(
         image::imageops::overlay(&mut frame, &scaled, at.x, at.y);
     }
     let (x0, x1) = faces.iter().fold((f32::MAX, f32::MIN), |(a, b), (f, at)| {
-        let w = f.width() as f32 * at.height as f32 / f.height() as f32;
-        (a.min(at.x as f32), b.max(at.x as f32 + w))
+        (
+            a.min(at.x as f32),
+            b.max(at.x as f32 + scaled_width(f, at.height)),
+        )
     });
     let span = (x1 - x0).max(1.0);
     for (x, _, px) in frame.enumerate_pixels_mut() {
@@ -110,7 +117,7 @@ pub fn single(face: &GrayImage, lighting: Lighting, seed: u64) -> (GrayImage, Pl
     let mut rng = StdRng::seed_from_u64(seed);
     let frame = background(SCENE_WIDTH, SCENE_HEIGHT, &mut rng);
     let height = (face.height() as f32 * rng.random_range(0.9f32..1.3)).round() as u32;
-    let width = (face.width() as f32 * height as f32 / face.height() as f32).round() as i64;
+    let width = scaled_width(face, height).round() as i64;
     let cx = SCENE_WIDTH as i64 / 2 + rng.random_range(-40i64..=40);
     let cy = SCENE_HEIGHT as i64 / 2 + rng.random_range(-20i64..=20);
     let at = Placement {
@@ -131,7 +138,7 @@ pub fn group(faces: &[&GrayImage], seed: u64) -> (GrayImage, Vec<Placement>) {
     let mut tallest = 0;
     for f in faces {
         let height = (f.height() as f32 * rng.random_range(0.9f32..1.1)).round() as u32;
-        let width = (f.width() as f32 * height as f32 / f.height() as f32).round() as i64;
+        let width = scaled_width(f, height).round() as i64;
         let y = 40 + rng.random_range(-15i64..=15);
         placed.push(Placement { x, y, height });
         x += width + gap;

@@ -64,13 +64,23 @@ pub(crate) fn nms(boxes: &[[f32; 4]], scores: &[f32], threshold: f32, how: Overl
     keep
 }
 
-fn select(cands: &[Candidate], threshold: f32, how: Overlap) -> Vec<Candidate> {
-    let boxes: Vec<[f32; 4]> = cands.iter().map(|c| c.b).collect();
-    let scores: Vec<f32> = cands.iter().map(|c| c.score).collect();
+/// The items [`nms`] keeps, best first, given each one's box and score.
+fn keep<T: Clone>(
+    items: &[T],
+    box_score: impl Fn(&T) -> ([f32; 4], f32),
+    threshold: f32,
+    how: Overlap,
+) -> Vec<T> {
+    let (boxes, scores): (Vec<[f32; 4]>, Vec<f32>) = items.iter().map(box_score).unzip();
     nms(&boxes, &scores, threshold, how)
         .into_iter()
-        .map(|i| cands[i])
+        .map(|i| items[i].clone())
         .collect()
+}
+
+/// The candidates [`nms`] keeps at `threshold`.
+fn select(cands: &[Candidate], threshold: f32, how: Overlap) -> Vec<Candidate> {
+    keep(cands, |c| (c.b, c.score), threshold, how)
 }
 
 /// The pyramid's scales: the first maps `min_face` pixels to P-Net's 12, each next one is
@@ -135,6 +145,26 @@ fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .unwrap_or_default()
+}
+
+/// Row `i` of a `[n, 4]` output read as a flat list.
+fn four(values: &[f32], i: usize) -> [f32; 4] {
+    [
+        values[4 * i],
+        values[4 * i + 1],
+        values[4 * i + 2],
+        values[4 * i + 3],
+    ]
+}
+
+/// `net` on each batch, the batches side by side; each of its `K` outputs comes back as
+/// one flat list over all batches, in batch order.
+fn side_by_side<const K: usize>(
+    batches: Vec<Tensor<4>>,
+    net: impl Fn(Tensor<4>) -> [Vec<f32>; K] + Sync + Send,
+) -> [Vec<f32>; K] {
+    let outputs: Vec<[Vec<f32>; K]> = batches.into_par_iter().map(net).collect();
+    std::array::from_fn(|k| outputs.iter().flat_map(|o| o[k].iter().copied()).collect())
 }
 
 /// The three networks and the cascade's settings.
@@ -245,22 +275,14 @@ impl Cascade<'_> {
 
     /// Stage 2: R-Net on 24x24 crops.
     fn refine(&self, img: &Planes, cands: Vec<Candidate>) -> Vec<Candidate> {
-        if cands.is_empty() {
-            return cands;
-        }
         let (cands, batches) = self.crops(img, cands, 24);
         if cands.is_empty() {
             return cands;
         }
-        let outputs: Vec<(Vec<f32>, Vec<f32>)> = batches
-            .into_par_iter()
-            .map(|x| {
-                let (reg, prob) = self.rnet.forward(x);
-                (tensor_values(reg), tensor_values(prob))
-            })
-            .collect();
-        let (reg, prob): (Vec<Vec<f32>>, Vec<Vec<f32>>) = outputs.into_iter().unzip();
-        let (reg, prob) = (reg.concat(), prob.concat());
+        let [reg, prob] = side_by_side(batches, |x| {
+            let (reg, prob) = self.rnet.forward(x);
+            [tensor_values(reg), tensor_values(prob)]
+        });
         let passed: Vec<Candidate> = cands
             .iter()
             .enumerate()
@@ -268,7 +290,7 @@ impl Cascade<'_> {
             .map(|(i, c)| Candidate {
                 b: c.b,
                 score: prob[i],
-                reg: [reg[4 * i], reg[4 * i + 1], reg[4 * i + 2], reg[4 * i + 3]],
+                reg: four(&reg, i),
             })
             .collect();
         select(&passed, 0.7, Overlap::Union)
@@ -282,29 +304,17 @@ impl Cascade<'_> {
 
     /// Stage 3: O-Net on 48x48 crops, landmarks, and the last suppression.
     fn output(&self, img: &Planes, cands: Vec<Candidate>) -> Vec<Face> {
-        if cands.is_empty() {
-            return Vec::new();
-        }
         let (cands, batches) = self.crops(img, cands, 48);
         if cands.is_empty() {
             return Vec::new();
         }
-        let outputs: Vec<[Vec<f32>; 3]> = batches
-            .into_par_iter()
-            .map(|x| {
-                let (reg, marks, prob) = self.onet.forward(x);
-                [
-                    tensor_values(reg),
-                    tensor_values(marks),
-                    tensor_values(prob),
-                ]
-            })
-            .collect();
-        let [reg, marks, prob] = std::array::from_fn(|k| {
-            outputs
-                .iter()
-                .flat_map(|o| o[k].iter().copied())
-                .collect::<Vec<f32>>()
+        let [reg, marks, prob] = side_by_side(batches, |x| {
+            let (reg, marks, prob) = self.onet.forward(x);
+            [
+                tensor_values(reg),
+                tensor_values(marks),
+                tensor_values(prob),
+            ]
         });
         let mut faces = Vec::new();
         for (i, c) in cands.iter().enumerate() {
@@ -316,19 +326,13 @@ impl Cascade<'_> {
             let p = &marks[10 * i..10 * i + 10];
             let landmarks =
                 std::array::from_fn(|k| [w * p[k] + b[0] - 1.0, h * p[5 + k] + b[1] - 1.0]);
-            let r = [reg[4 * i], reg[4 * i + 1], reg[4 * i + 2], reg[4 * i + 3]];
             faces.push(Face {
-                bbox: regress(b, r, true),
+                bbox: regress(b, four(&reg, i), true),
                 score: prob[i],
                 landmarks,
             });
         }
-        let boxes: Vec<[f32; 4]> = faces.iter().map(|f| f.bbox).collect();
-        let scores: Vec<f32> = faces.iter().map(|f| f.score).collect();
-        nms(&boxes, &scores, 0.7, Overlap::Min)
-            .into_iter()
-            .map(|i| faces[i].clone())
-            .collect()
+        keep(&faces, |f| (f.bbox, f.score), 0.7, Overlap::Min)
     }
 }
 

@@ -128,6 +128,12 @@ impl Detector {
         })
     }
 
+    /// [`Self::load`] onto the CPU's pure-Rust backend (flex), where the apps and
+    /// `faces.load_images` detect.
+    pub fn on_cpu(config: DetectorConfig) -> Result<Self> {
+        Self::load(config, &Device::flex())
+    }
+
     /// The settings.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
@@ -135,14 +141,13 @@ impl Detector {
 
     /// Every face in `img`, largest box first.
     pub fn detect(&self, img: &Planes) -> Vec<Face> {
-        let [t1, t2, t3] = self.config.thresholds;
         Cascade {
             pnet: &self.pnet,
             rnet: &self.rnet,
             onet: &self.onet,
             min_face: self.config.min_face_size,
             factor: self.config.scale_factor,
-            thresholds: [t1, t2, t3],
+            thresholds: self.config.thresholds,
             device: &self.device,
         }
         .run(img)

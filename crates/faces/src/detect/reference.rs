@@ -69,14 +69,13 @@ pub fn compare(found: &[Face], reference: &[Face]) -> Vec<(f32, f32)> {
 mod tests {
     use super::super::{Detector, DetectorConfig};
     use super::*;
-    use burn::tensor::Device;
 
     /// The Burn detector finds what the reference finds on the shipped photos: every face
     /// with IoU >= 0.95, landmarks within 2 px, score within 0.01, and no other face.
     #[test]
     fn matches_the_reference_mtcnn_on_the_shipped_photos() {
         let reference = Reference::builtin();
-        let detector = Detector::load(DetectorConfig::default(), &Device::flex()).unwrap();
+        let detector = Detector::on_cpu(DetectorConfig::default()).unwrap();
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let shipped: Vec<_> = reference
             .photos

@@ -11,10 +11,9 @@ use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::align::align_face;
-use crate::detect::{Detector, DetectorConfig, Planes};
+use crate::detect::{Detector, DetectorConfig};
 use crate::folders::scan;
-use crate::photo::{ALIGNED_HEIGHT, ALIGNED_WIDTH, ORL_TEMPLATE};
+use crate::photo::aligned_inputs;
 use crate::preprocess::{Fit, Normalize, Preprocess, decode_image};
 
 /// Parameters of `faces.load_images`.
@@ -106,14 +105,10 @@ impl TypedStage for LoadImages {
                     .map(|(i, path)| (person.name.clone(), i + 1, path.clone()))
             })
             .collect();
-        let detector = if p.detect {
-            let device =
-                profundo_core::backend::device(profundo_core::backend::BackendKind::Flex, "cpu")
-                    .map_err(crate::FacesError::from)?;
-            Some(Detector::load(DetectorConfig::default(), &device)?)
-        } else {
-            None
-        };
+        let detector = p
+            .detect
+            .then(|| Detector::on_cpu(DetectorConfig::default()))
+            .transpose()?;
         let loaded: Vec<(Vec<f32>, blake3::Hash)> = files
             .par_iter()
             .map(|(_, _, path)| {
@@ -185,22 +180,14 @@ fn aligned_input(
     path: &Path,
 ) -> Result<Vec<f32>, StageError> {
     let img = decode_image(bytes, path)?;
-    let planes = Planes::from_image(&img);
-    let faces = detector.detect(&planes);
-    let face = faces.first().ok_or_else(|| {
+    let largest = aligned_inputs(detector, pre, &img, path)?
+        .into_iter()
+        .next();
+    let (_, input) = largest.ok_or_else(|| {
         StageError::data(
             path,
             "no face found (set `detect = false` for folders of face crops the detector misses)",
         )
     })?;
-    let aligned = align_face(
-        &planes,
-        &face.landmarks,
-        &ORL_TEMPLATE,
-        ALIGNED_WIDTH,
-        ALIGNED_HEIGHT,
-    )
-    .ok_or_else(|| StageError::data(path, "the face's landmarks are degenerate"))?;
-    pre.from_image(&image::DynamicImage::ImageLuma8(aligned))
-        .map_err(|message| StageError::data(path, message))
+    Ok(input)
 }
