@@ -7,7 +7,7 @@ use crate::util::*;
 
 /// Writes `people` folders of `per_person` generated 28x24 grey PNGs: each person is a
 /// distinct blob pattern, each image a shifted, noisier copy.
-fn synthetic_faces(dir: &Path, people: usize, per_person: usize) -> PathBuf {
+pub(crate) fn synthetic_faces(dir: &Path, people: usize, per_person: usize) -> PathBuf {
     let root = dir.join("faces");
     for p in 0..people {
         let folder = root.join(format!("person{p}"));
@@ -29,7 +29,7 @@ fn synthetic_faces(dir: &Path, people: usize, per_person: usize) -> PathBuf {
     root
 }
 
-fn tiny_faces_pipeline(root: &Path) -> String {
+pub(crate) fn tiny_faces_pipeline(root: &Path) -> String {
     format!(
         r#"[pipeline]
 name = "tiny-faces"

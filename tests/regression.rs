@@ -10,5 +10,6 @@ mod faces_detect;
 mod protocols;
 mod quickstart;
 mod recommend;
+mod serve;
 mod translate;
 mod util;

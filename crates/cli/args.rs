@@ -38,6 +38,9 @@ pub enum Command {
     /// Translation app: translate a sentence, a file (`--input`) or standard input, line for
     /// line.
     Translate(TranslateArgs),
+    /// Serve trained models over HTTP: the Open Inference Protocol v2 and plain routes
+    /// that answer what the apps' `--json` prints.
+    Serve(crate::serve::ServeArgs),
     /// Benchmarks (speed targets live here, not in tests).
     Bench(BenchArgs),
     /// Datasets: list them, verify their checksums, fetch the ones not shipped.
@@ -240,6 +243,9 @@ pub enum BenchCommand {
     /// Every domain model's training step, latency and throughput per backend, next to the
     /// same model in PyTorch.
     Models(BenchModelsArgs),
+    /// Requests per second and p50/p99 latency of `profundo serve` under a bounded loopback
+    /// load, per model and concurrency.
+    Serve(crate::serve::BenchServeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Ingest(i) => crate::bench_recommend::ingest(i),
         BenchCommand::Translate(t) => crate::translate::bench(t),
         BenchCommand::Models(m) => crate::bench_models::models(m),
+        BenchCommand::Serve(s) => crate::serve::bench(s),
     }
 }
 

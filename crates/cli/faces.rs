@@ -6,7 +6,7 @@ use profundo_faces::app::FaceModel;
 use profundo_faces::detect::{Detector, DetectorConfig, Face};
 use profundo_faces::draw::{KNOWN, UNKNOWN, draw_faces, save_png};
 use profundo_faces::gallery::{Enrolled, Gallery, UNKNOWN_NAME};
-use profundo_faces::photo::PhotoFaces;
+use profundo_faces::photo::{IdentifiedFace, PhotoFaces};
 use profundo_faces::preprocess::read_image;
 use serde::Serialize;
 
@@ -147,17 +147,6 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One face's line of `faces identify --json`.
-#[derive(Serialize)]
-struct IdentifiedFace<'a> {
-    path: String,
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
-    name: &'a str,
-    nearest: Option<&'a str>,
-    score: f64,
-}
-
 fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
     let model = FaceModel::load(&a.model.model, a.model.backend, &a.model.device)?;
     let gallery = Gallery::load(&a.gallery, Some((model.model_id(), model.dim())))?;
@@ -201,22 +190,14 @@ fn identify(a: IdentifyArgs) -> anyhow::Result<()> {
             } else {
                 KNOWN
             });
+            let line = IdentifiedFace::new(path.display().to_string(), &f.face, m);
             if a.json {
-                let line = IdentifiedFace {
-                    path: path.display().to_string(),
-                    bbox: f.face.bbox,
-                    name: &m.name,
-                    nearest: m.nearest.as_deref(),
-                    score: m.score,
-                };
                 println!("{}", serde_json::to_string(&line)?);
             } else {
-                let [x1, y1, x2, y2] = f.face.bbox.map(|v| v.round() as i64);
+                let [x1, y1, x2, y2] = line.bbox.map(|v| v.round() as i64);
                 println!(
                     "{}\t{x1},{y1},{x2},{y2}\t{}\t{:.3}",
-                    path.display(),
-                    m.name,
-                    m.score
+                    line.path, line.name, line.score
                 );
             }
         }

@@ -13,6 +13,7 @@ mod inspect;
 mod readme_check;
 mod recommend;
 mod run;
+mod serve;
 mod speech;
 mod translate;
 
@@ -42,7 +43,11 @@ fn keep_freed_memory() {}
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = args::Cli::parse();
-    init_logging(cli.quiet);
+    let access_log = match &cli.command {
+        args::Command::Serve(a) => Some(a.log),
+        _ => None,
+    };
+    init_logging(cli.quiet, access_log);
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -78,6 +83,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Recommend(a) => recommend::recommend(a),
         args::Command::Translate(a) => translate::translate(a),
         args::Command::Bench(a) => bench::bench(a),
+        args::Command::Serve(a) => serve::serve(a),
         args::Command::Data(a) => data::data(a),
     }
 }
@@ -93,17 +99,27 @@ pub fn registry() -> profundo_pipeline::Registry {
     reg
 }
 
-fn init_logging(quiet: bool) {
+/// Logs on standard error at info level (warn with `--quiet`), or as `PROFUNDO_LOG` says.
+/// `profundo serve`'s access log (tower-http's trace events) is off unless `--log text` or
+/// `--log json` asks for it.
+fn init_logging(quiet: bool, access_log: Option<serve::LogFormat>) {
     use tracing_subscriber::EnvFilter;
-    let default = if quiet { "warn" } else { "info" };
+    let level = if quiet { "warn" } else { "info" };
+    let access = match access_log {
+        Some(serve::LogFormat::Text | serve::LogFormat::Json) => "info",
+        _ => "off",
+    };
+    let default = format!("{level},tower_http={access}");
     let filter =
         EnvFilter::try_from_env("PROFUNDO_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .without_time()
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if access_log == Some(serve::LogFormat::Json) {
+        builder.json().try_init()
+    } else {
+        builder.with_target(false).without_time().try_init()
+    };
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `profundo recommend --user ID` and `profundo recommend similar --item ID`.
 
 use anyhow::Context;
-use profundo_recommend::app::{RecommendedItem, Recommender};
+use profundo_recommend::app::{RecommendedItem, Recommender, SimilarItems};
 
 use crate::args::{RecommendArgs, RecommendCommand, SimilarArgs};
 
@@ -32,10 +32,11 @@ fn similar(a: SimilarArgs) -> anyhow::Result<()> {
     let rec = Recommender::load(&a.model)?;
     let items = rec.similar(&a.item, a.k)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"item": a.item, "similar": items}))?
-        );
+        let answer = SimilarItems {
+            item: a.item,
+            similar: items,
+        };
+        println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
     print_items(&items);

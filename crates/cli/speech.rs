@@ -16,15 +16,13 @@ pub fn speech(a: SpeechArgs) -> anyhow::Result<()> {
 
 fn print(r: &Recognition, json: bool) -> anyhow::Result<()> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({
-                "path": r.path, "label": r.label, "score": r.score,
-                "top": r.top.iter().map(|(l, s)| serde_json::json!({"label": l, "score": s})).collect::<Vec<_>>(),
-            }))?
-        );
+        println!("{}", serde_json::to_string(r)?);
     } else {
-        let top: Vec<String> = r.top.iter().map(|(l, s)| format!("{l} {s:.3}")).collect();
+        let top: Vec<String> = r
+            .top
+            .iter()
+            .map(|t| format!("{} {:.3}", t.label, t.score))
+            .collect();
         println!(
             "{}\t{}\t{:.3}\t(top: {})",
             r.path,

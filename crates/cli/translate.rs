@@ -8,7 +8,7 @@ use anyhow::Context;
 use profundo_core::backend::{self, BackendKind};
 use profundo_translate::TranslateError;
 use profundo_translate::decode::DecodeConfig;
-use profundo_translate::translator::Translator;
+use profundo_translate::translator::{TranslatedLine, Translator};
 
 use crate::args::{BenchTranslateArgs, TranslateArgs};
 use crate::bench::{print_table, timed};
@@ -60,7 +60,7 @@ pub fn translate(a: TranslateArgs) -> anyhow::Result<()> {
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let cfg = DecodeConfig::default().with_beam(a.beam);
     let out = t.translate(&refs, &dir, &cfg)?;
-    for (i, o) in out.iter().enumerate() {
+    for (i, o) in out.into_iter().enumerate() {
         if o.pieces > 1 {
             eprintln!(
                 "warning: line {} is longer than the model's maximum of {} tokens: translated in {} pieces",
@@ -72,7 +72,7 @@ pub fn translate(a: TranslateArgs) -> anyhow::Result<()> {
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({"line": i + 1, "direction": dir.to_string(), "source": o.source, "translation": o.translation, "pieces": o.pieces})
+                serde_json::to_string(&TranslatedLine::new(i + 1, &dir, o))?
             );
         } else {
             println!("{}", o.translation);

@@ -147,3 +147,34 @@ impl PhotoFaces<'_> {
         }
     }
 }
+
+/// One face of a photo as `faces identify --json` reports it, one per line (the server's
+/// identify route answers a list of them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IdentifiedFace {
+    /// The photo.
+    pub path: String,
+    /// The face's box, `[x1, y1, x2, y2]` in pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// The person, or `unknown` under the model's threshold.
+    pub name: String,
+    /// The closest enrolled person, even under the threshold.
+    pub nearest: Option<String>,
+    /// Cosine similarity to that person's template.
+    pub score: f64,
+}
+
+impl IdentifiedFace {
+    /// The report of `face` in the photo `path`, matched as `m`.
+    pub fn new(path: String, face: &Face, m: crate::gallery::Match) -> Self {
+        Self {
+            path,
+            bbox: face.bbox,
+            name: m.name,
+            nearest: m.nearest,
+            score: m.score,
+        }
+    }
+}

@@ -14,6 +14,7 @@ use crate::serving::ServingModel;
 
 /// One recommended item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecommendedItem {
     /// Rank, from 1.
     pub rank: usize,
@@ -30,6 +31,7 @@ pub struct RecommendedItem {
 
 /// The answer for one user.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recommendations {
     /// The user asked about.
     pub user: String,
@@ -38,6 +40,16 @@ pub struct Recommendations {
     pub cold_start: bool,
     /// Items, best first.
     pub items: Vec<RecommendedItem>,
+}
+
+/// The items nearest to one item, as `profundo recommend similar --json` prints them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SimilarItems {
+    /// The item asked about.
+    pub item: String,
+    /// Its nearest items, closest first.
+    pub similar: Vec<RecommendedItem>,
 }
 
 /// A loaded recommender.

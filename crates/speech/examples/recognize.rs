@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let top: Vec<String> = r
             .top
             .iter()
-            .map(|(label, p)| format!("{label}:{p:.2}"))
+            .map(|t| format!("{}:{:.2}", t.label, t.score))
             .collect();
         println!(
             "{file}: {} ({:.1}%)  top-3 {}",

@@ -31,6 +31,7 @@ pub struct Recognizer {
 
 /// One recognised clip.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recognition {
     /// The clip.
     pub path: String,
@@ -39,7 +40,17 @@ pub struct Recognition {
     /// Its probability.
     pub score: f32,
     /// The three best labels with probabilities.
-    pub top: Vec<(String, f32)>,
+    pub top: Vec<LabelScore>,
+}
+
+/// A label and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LabelScore {
+    /// The label.
+    pub label: String,
+    /// Its probability.
+    pub score: f32,
 }
 
 impl Recognizer {
@@ -161,17 +172,33 @@ impl Recognizer {
     }
 
     fn describe(&self, path: &str, probs: &[f32]) -> Recognition {
-        let top: Vec<(String, f32)> = top_k_indices(probs, 3)
+        let top: Vec<LabelScore> = top_k_indices(probs, 3)
             .into_iter()
-            .map(|i| (self.manifest.model.labels[i].clone(), probs[i]))
+            .map(|i| LabelScore {
+                label: self.manifest.model.labels[i].clone(),
+                score: probs[i],
+            })
             .collect();
-        let (label, score) = top.first().cloned().unwrap_or_default();
+        let (label, score) = top
+            .first()
+            .map(|t| (t.label.clone(), t.score))
+            .unwrap_or_default();
         Recognition {
             path: path.to_string(),
             label,
             score,
             top,
         }
+    }
+
+    /// Recognises several clips in memory in one batch, each prepared alone (`names` are
+    /// only echoed back).
+    pub fn recognize_batch(&self, names: &[String], clips: &[&[f32]]) -> Vec<Recognition> {
+        names
+            .iter()
+            .zip(self.probabilities(clips))
+            .map(|(name, probs)| self.describe(name, &probs))
+            .collect()
     }
 
     /// Reads and recognises a WAV file.

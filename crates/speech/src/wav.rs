@@ -30,12 +30,18 @@ fn wav_err(path: &Path, message: impl Into<String>) -> SpeechError {
 
 /// Reads a WAV file and mixes it to mono.
 pub fn read_wav(path: &Path) -> Result<Audio> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| wav_err(path, format!("cannot read file: {e}")))?;
-    if meta.len() == 0 {
+    let bytes = std::fs::read(path).map_err(|e| wav_err(path, format!("cannot read file: {e}")))?;
+    decode_wav(&bytes, path)
+}
+
+/// Decodes a WAV file held in memory (an upload, say) and mixes it to mono; `path` names
+/// it in errors.
+pub fn decode_wav(bytes: &[u8], path: &Path) -> Result<Audio> {
+    if bytes.is_empty() {
         return Err(wav_err(path, "empty file (0 bytes), not a WAV file"));
     }
-    let reader = hound::WavReader::open(path).map_err(|e| wav_err(path, describe(&e)))?;
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes))
+        .map_err(|e| wav_err(path, describe(&e)))?;
     let spec = reader.spec();
     let channels = spec.channels.max(1) as usize;
     let expected = reader.len() as usize;

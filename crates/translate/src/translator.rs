@@ -122,6 +122,35 @@ pub struct Translation {
     pub pieces: usize,
 }
 
+/// One line of `profundo translate --json` (the server's translate route answers the same).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TranslatedLine {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// The direction, `from-to`.
+    pub direction: String,
+    /// The input line.
+    pub source: String,
+    /// Its translation.
+    pub translation: String,
+    /// Pieces the line was split into (more than 1 only for lines over the model's maximum).
+    pub pieces: usize,
+}
+
+impl TranslatedLine {
+    /// The report of line `line` (1-based) translated in direction `dir`.
+    pub fn new(line: usize, dir: &Direction, t: Translation) -> Self {
+        Self {
+            line,
+            direction: dir.to_string(),
+            source: t.source,
+            translation: t.translation,
+            pieces: t.pieces,
+        }
+    }
+}
+
 /// A loaded translation model.
 pub struct Translator {
     model: Seq2Seq,
