@@ -595,3 +595,34 @@ fn a_bad_model_or_gallery_stops_serve_with_an_error() {
         &["expected NAME=PATH"],
     );
 }
+
+#[test]
+fn bench_serve_drives_every_model_at_each_concurrency() {
+    let m = models();
+    let specs = [
+        format!("speech={}", m.speech),
+        format!("faces={}", m.faces),
+        format!("translate={}", m.translate),
+        format!("recommend={}", m.recommend),
+    ];
+    let mut args = vec!["bench", "serve", "--requests", "12", "--seconds", "20"];
+    for s in &specs {
+        args.extend(["--model", s]);
+    }
+    args.extend(["--concurrency-levels", "1,4", "--json"]);
+    let out = ok(&repo(), &args);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    for (row, (domain, concurrency)) in rows.iter().zip(
+        ["speech", "faces", "translate", "recommend"]
+            .iter()
+            .flat_map(|d| [(d, 1), (d, 4)]),
+    ) {
+        let r = &row["report"];
+        assert!(row["target"].as_str().unwrap().starts_with(domain), "{row}");
+        assert_eq!(r["concurrency"], concurrency, "{row}");
+        assert_eq!(r["ok"], 12, "every request answered 200: {row}");
+        assert_eq!(r["errors"], 0, "{row}");
+        assert!(r["p99_ms"].as_f64().unwrap() >= r["p50_ms"].as_f64().unwrap());
+    }
+}
