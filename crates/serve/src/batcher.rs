@@ -114,7 +114,15 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
             Some(Ok(())) => {}
         }
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Job { request, reply }) {
+        // Counted before it is queued, so that the worker never takes it off the gauge
+        // before it was put on.
+        let depth = metrics::gauge!("profundo_queue_depth", "model" => self.model.clone());
+        depth.increment(1.0);
+        let queued = self.queue.try_send(Job { request, reply });
+        if queued.is_err() {
+            depth.decrement(1.0);
+        }
+        match queued {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 metrics::counter!("profundo_queue_rejections_total", "model" => self.model.clone())
@@ -131,7 +139,6 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                 )));
             }
         }
-        metrics::gauge!("profundo_queue_depth", "model" => self.model.clone()).increment(1.0);
         answer.await.unwrap_or_else(|_| {
             Err(ApiError::internal(format!(
                 "model `{}`: the worker stopped before answering",
