@@ -102,6 +102,9 @@ pub struct Server {
 impl Server {
     /// Checks the models, starts loading them, and binds the address.
     pub async fn bind(config: &ServeConfig) -> Result<Self, ServeError> {
+        // The recorder first: a model worker takes its metric handles when its model has
+        // loaded, and a handle taken before the recorder exists records nothing.
+        let metrics = telemetry::prometheus()?;
         let models = Models::start(config)?;
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
@@ -113,10 +116,7 @@ impl Server {
             context: "cannot read the bound address".into(),
             source,
         })?;
-        let state = Arc::new(routes::AppState {
-            models,
-            metrics: telemetry::prometheus()?,
-        });
+        let state = Arc::new(routes::AppState { models, metrics });
         let limits = layers::Limits {
             max_body_bytes: config.max_body_bytes,
             timeout: config.timeout,
