@@ -391,93 +391,90 @@ fn bad_requests_get_a_4xx_naming_the_problem() {
     // all before the server answers 413 and closes the connection.
     let s = start(&["--max-body-mb", "0.001"]);
     let infer_path = "/v2/models/speech/infer";
-    let cases: Vec<(u16, String, &str)> = vec![
-        {
-            let (st, m) = error(post(&s, infer_path, "application/json", b"{\"inputs\": ["));
-            (st, m, "malformed inference request")
-        },
-        {
-            let body = serde_json::json!({"inputs": [{"name": "AUDIO", "shape": [1], "datatype": "BYTES", "data": ["%%%"]}]});
-            let (st, m) = error(post(
-                &s,
-                infer_path,
-                "application/json",
-                body.to_string().as_bytes(),
-            ));
-            (st, m, "input `AUDIO`, element 0: invalid base64")
-        },
-        {
-            let (st, m) = error(post(
+    let json_post = |path: &str, body: serde_json::Value| {
+        post(&s, path, "application/json", body.to_string().as_bytes())
+    };
+    let bad_base64 = serde_json::json!({"inputs": [{"name": "AUDIO", "shape": [1], "datatype": "BYTES", "data": ["%%%"]}]});
+    let translate = "/v1/translate/translate";
+    let big = vec![0u8; 4 * 1024];
+    // (answer, expected status, words the error must hold)
+    let cases = [
+        (
+            post(&s, infer_path, "application/json", b"{\"inputs\": ["),
+            400,
+            "malformed inference request",
+        ),
+        (
+            json_post(infer_path, bad_base64),
+            400,
+            "input `AUDIO`, element 0: invalid base64",
+        ),
+        (
+            post(
                 &s,
                 "/v1/speech/speech/recognize?path=junk.wav",
                 "audio/wav",
                 b"not a wav file at all",
-            ));
-            (st, m, "junk.wav: not a WAV file")
-        },
-        {
-            let (st, m) = error(post(
+            ),
+            400,
+            "junk.wav: not a WAV file",
+        ),
+        (
+            post(
                 &s,
                 "/v1/faces/faces/embed?path=junk.png",
                 "image/png",
                 b"\x89PNG broken",
-            ));
-            (st, m, "junk.png")
-        },
-        {
-            let (st, m) = error(post(
-                &s,
-                "/v2/models/nobody/infer",
-                "application/json",
-                b"{}",
-            ));
-            (st, m, "no model named `nobody`")
-        },
-        {
-            let (st, m) = error(post(&s, "/v1/speech/translate/recognize", "audio/wav", b""));
-            (st, m, "is a translate model, not a speech model")
-        },
-        {
-            let body = serde_json::json!({"text": "  ", "from": "es", "to": "en"}).to_string();
-            let (st, m) = error(post(
-                &s,
-                "/v1/translate/translate",
-                "application/json",
-                body.as_bytes(),
-            ));
-            (st, m, "sentence 1 is empty")
-        },
-        {
-            let body = serde_json::json!({"text": "Hola.", "from": "fr", "to": "en"}).to_string();
-            let (st, m) = error(post(
-                &s,
-                "/v1/translate/translate",
-                "application/json",
-                body.as_bytes(),
-            ));
-            (st, m, "this model translates")
-        },
-        {
-            let (st, m) = error(get(&s, "/v1/recommend/recommend/similar?item=no-such-item"));
-            (st, m, "unknown item `no-such-item`")
-        },
-        {
-            let (st, m) = error(get(&s, "/v1/recommend/recommend?user=1&k=0"));
-            (st, m, "k must be between 1")
-        },
-        {
-            let (st, m) = error(get(&s, "/v1/recommend/recommend"));
-            (st, m, "bad query string")
-        },
-        {
-            let big = vec![0u8; 4 * 1024];
-            let (st, m) = error(post(&s, "/v1/speech/speech/recognize", "audio/wav", &big));
-            (st, m, "--max-body-mb")
-        },
+            ),
+            400,
+            "junk.png",
+        ),
+        (
+            post(&s, "/v2/models/nobody/infer", "application/json", b"{}"),
+            404,
+            "no model named `nobody`",
+        ),
+        (
+            post(&s, "/v1/speech/translate/recognize", "audio/wav", b""),
+            404,
+            "is a translate model, not a speech model",
+        ),
+        (
+            json_post(
+                translate,
+                serde_json::json!({"text": "  ", "from": "es", "to": "en"}),
+            ),
+            400,
+            "sentence 1 is empty",
+        ),
+        (
+            json_post(
+                translate,
+                serde_json::json!({"text": "Hola.", "from": "fr", "to": "en"}),
+            ),
+            400,
+            "this model translates",
+        ),
+        (
+            get(&s, "/v1/recommend/recommend/similar?item=no-such-item"),
+            404,
+            "unknown item `no-such-item`",
+        ),
+        (
+            get(&s, "/v1/recommend/recommend?user=1&k=0"),
+            400,
+            "k must be between 1",
+        ),
+        (get(&s, "/v1/recommend/recommend"), 400, "bad query string"),
+        (
+            post(&s, "/v1/speech/speech/recognize", "audio/wav", &big),
+            413,
+            "--max-body-mb",
+        ),
     ];
-    let expected = [400, 400, 400, 400, 404, 404, 400, 400, 404, 400, 400, 413];
-    for ((status, message, needle), want) in cases.iter().zip(expected) {
-        assert_eq!(*status, want, "{message}");
+    for (answer, want, needle) in cases {
+        let (status, message) = error(answer);
+        assert_eq!(status, want, "{message}");
         assert!(
             message.contains(needle),
             "expected `{needle}` in: {message}"

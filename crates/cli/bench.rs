@@ -19,10 +19,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The `p` quantile of sorted, non-empty samples (nearest rank).
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
+pub(crate) use profundo_core::bench::percentile;
 
 fn recognize(a: BenchRecognizeArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();

@@ -170,7 +170,7 @@ fn target(name: &str, path: &Path, gallery: bool) -> anyhow::Result<(String, Tar
                 .directions
                 .first()
                 .context("the translation model has no direction")?;
-            let lines = shipped_sentences(&dir0.from, 200)?;
+            let lines = crate::translate::shipped_sentences(&dir0.from, 200)?;
             let bodies = lines
                 .iter()
                 .map(|l| {
@@ -242,24 +242,6 @@ fn shipped_files(dir: &Path, ext: &str, n: usize) -> anyhow::Result<Vec<load::By
                 .with_context(|| format!("cannot read {}", p.display()))
         })
         .collect()
-}
-
-/// `n` shipped Tatoeba sentences in `lang`, spread over the file.
-fn shipped_sentences(lang: &str, n: usize) -> anyhow::Result<Vec<String>> {
-    let p = Path::new("datasets/tatoeba-spa-eng/spa-eng.train.tsv");
-    let text = std::fs::read_to_string(p).with_context(|| {
-        format!(
-            "{}: run `bench serve` from the repository root",
-            p.display()
-        )
-    })?;
-    let col = usize::from(lang != "en");
-    Ok(text
-        .lines()
-        .step_by(100)
-        .filter_map(|l| l.split('\t').nth(col).map(str::to_string))
-        .take(n)
-        .collect())
 }
 
 pub fn bench(a: BenchServeArgs) -> anyhow::Result<()> {

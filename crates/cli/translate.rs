@@ -88,19 +88,24 @@ fn bench_lines(a: &BenchTranslateArgs, from: &str) -> anyhow::Result<Vec<String>
         l.truncate(a.lines);
         return Ok(l);
     }
+    shipped_sentences(from, a.lines)
+}
+
+/// Up to `n` shipped Tatoeba sentences in `lang` (`en` or `es`), one line in every 100
+/// (the file is sorted by length, so they span all lengths); read from the repository
+/// root.
+pub(crate) fn shipped_sentences(lang: &str, n: usize) -> anyhow::Result<Vec<String>> {
     let shipped = Path::new("datasets/tatoeba-spa-eng/spa-eng.train.tsv");
-    let col = if from == "en" { 0 } else { 1 };
+    let col = if lang == "en" { 0 } else { 1 };
     let f = std::fs::File::open(shipped)
-        .with_context(|| format!("{} not found: pass --input FILE", shipped.display()))?;
-    // Spread over the file (it is sorted by length), one line in every 100.
-    let lines: Vec<String> = std::io::BufReader::new(f)
+        .with_context(|| format!("{} not found: run from the repository root (`bench translate` also takes --input FILE)", shipped.display()))?;
+    Ok(std::io::BufReader::new(f)
         .lines()
         .map_while(Result::ok)
         .step_by(100)
         .filter_map(|l| l.split('\t').nth(col).map(str::to_string))
-        .take(a.lines)
-        .collect();
-    Ok(lines)
+        .take(n)
+        .collect())
 }
 
 pub fn bench(a: BenchTranslateArgs) -> anyhow::Result<()> {

@@ -187,3 +187,8 @@ pub fn seeded_devices(device: &Device) -> Device {
     device.seed(7);
     train
 }
+
+/// The `p` quantile of sorted, non-empty samples (nearest rank).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}

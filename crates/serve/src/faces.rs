@@ -16,16 +16,8 @@ use utoipa::ToSchema;
 use crate::batcher::{BatchConfig, Batcher, Reply};
 use crate::error::ApiError;
 use crate::oip::{
-    InferRequest, InferResponse, ModelMetadata, OutputData, ResponseOutput, TensorMetadata,
+    InferRequest, InferResponse, ModelMetadata, OutputData, ResponseOutput, TensorMetadata, Upload,
 };
-
-/// One uploaded photo and the name its answer echoes back.
-pub struct Photo {
-    /// Echoed as the answer's `path`.
-    pub name: String,
-    /// The file's bytes (any format the apps read).
-    pub bytes: Vec<u8>,
-}
 
 /// One face found in a photo.
 pub struct FoundFace {
@@ -39,7 +31,7 @@ pub struct FoundFace {
 
 /// A loaded (or loading) face model.
 pub struct FacesModel {
-    batcher: Batcher<Vec<Photo>, Vec<Vec<FoundFace>>>,
+    batcher: Batcher<Vec<Upload>, Vec<Vec<FoundFace>>>,
     has_gallery: bool,
 }
 
@@ -124,7 +116,7 @@ impl FacesModel {
     }
 
     /// Every face of every photo (one request).
-    pub async fn faces(&self, photos: Vec<Photo>) -> Reply<Vec<Vec<FoundFace>>> {
+    pub async fn faces(&self, photos: Vec<Upload>) -> Reply<Vec<Vec<FoundFace>>> {
         if photos.is_empty() {
             return Err(ApiError::bad_request("no image in the request"));
         }
@@ -133,7 +125,7 @@ impl FacesModel {
 
     /// `POST /v1/faces/{name}/identify`: each face of the photo, named as
     /// `faces identify --json` names it.
-    pub async fn identify(&self, model: &str, photo: Photo) -> Reply<Vec<IdentifiedFace>> {
+    pub async fn identify(&self, model: &str, photo: Upload) -> Reply<Vec<IdentifiedFace>> {
         if !self.has_gallery {
             return Err(ApiError::bad_request(format!(
                 "model `{model}` has no gallery: start the server with --gallery {model}=FILE"
@@ -154,7 +146,7 @@ impl FacesModel {
     }
 
     /// `POST /v1/faces/{name}/embed`: each face of the photo with its embedding.
-    pub async fn embed(&self, photo: Photo) -> Reply<EmbeddedPhoto> {
+    pub async fn embed(&self, photo: Upload) -> Reply<EmbeddedPhoto> {
         let path = photo.name.clone();
         let faces = self.faces(vec![photo]).await?;
         let faces = faces.into_iter().next().unwrap_or_default();
@@ -208,15 +200,7 @@ impl FacesModel {
 
     /// `POST /v2/models/{name}/infer`.
     pub async fn infer(&self, name: &str, req: InferRequest) -> Reply<InferResponse> {
-        let blobs = req.input(INPUT, &[INPUT])?.base64_blobs()?;
-        let photos = blobs
-            .into_iter()
-            .enumerate()
-            .map(|(i, bytes)| Photo {
-                name: format!("{INPUT}[{i}]"),
-                bytes,
-            })
-            .collect();
+        let photos = req.input(INPUT, &[INPUT])?.uploads()?;
         let per_photo = self.faces(photos).await?;
         let rows: Vec<(usize, FoundFace)> = per_photo
             .into_iter()
@@ -264,7 +248,7 @@ impl FacesModel {
 type PhotoInputs = Vec<(Face, Vec<f32>)>;
 
 /// A request's photos decoded, faces detected and aligned: the network inputs per photo.
-fn prepare(l: &Loaded, photos: &[Photo]) -> Reply<Vec<PhotoInputs>> {
+fn prepare(l: &Loaded, photos: &[Upload]) -> Reply<Vec<PhotoInputs>> {
     photos
         .iter()
         .map(|p| {
@@ -280,7 +264,7 @@ fn prepare(l: &Loaded, photos: &[Photo]) -> Reply<Vec<PhotoInputs>> {
 }
 
 /// One batch: every face of every good request through the network together.
-fn run(l: &Loaded, requests: Vec<Vec<Photo>>) -> Vec<Reply<Vec<Vec<FoundFace>>>> {
+fn run(l: &Loaded, requests: Vec<Vec<Upload>>) -> Vec<Reply<Vec<Vec<FoundFace>>>> {
     let prepared: Vec<_> = requests.iter().map(|r| prepare(l, r)).collect();
     let inputs: Vec<Vec<f32>> = prepared
         .iter()

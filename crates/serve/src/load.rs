@@ -87,10 +87,11 @@ pub async fn run(addr: SocketAddr, target: &Target, load: Load) -> LoadReport {
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
+        if latencies.is_empty() {
+            f64::NAN
+        } else {
+            profundo_core::bench::percentile(&latencies, p)
+        }
     };
     LoadReport {
         concurrency: load.concurrency,

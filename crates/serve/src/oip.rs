@@ -12,6 +12,16 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
+/// One uploaded file (a WAV clip, a photo) and the name its answer echoes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Echoed as the answer's `path`: `?path=` on the plain routes, `INPUT[i]` in the
+    /// protocol, so that errors name the element.
+    pub name: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// A request or tensor parameter: `{"k": 10}`, `{"from": "es"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
@@ -300,6 +310,19 @@ impl RequestInput {
                     })
             })
             .collect()
+    }
+
+    /// The elements of a `BYTES` input as uploaded files, named `INPUT[i]`.
+    pub fn uploads(&self) -> Result<Vec<Upload>, ApiError> {
+        Ok(self
+            .base64_blobs()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, bytes)| Upload {
+                name: format!("{}[{i}]", self.name),
+                bytes,
+            })
+            .collect())
     }
 
     /// The elements of a `BYTES` or `INT64` input as strings (ids given either way).

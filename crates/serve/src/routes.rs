@@ -20,11 +20,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::faces::{EmbeddedPhoto, Photo};
+use crate::faces::EmbeddedPhoto;
 use crate::models::{Models, Served};
-use crate::oip::{InferRequest, InferResponse, ModelMetadata, ModelReady, ServerMetadata};
+use crate::oip::{InferRequest, InferResponse, ModelMetadata, ModelReady, ServerMetadata, Upload};
 use crate::recommend::{DEFAULT_K, ItemQuery, UserQuery};
-use crate::speech::Clip;
 use crate::translate::{DEFAULT_BEAM, Sentences, Texts, TranslateBody};
 
 /// What every handler shares.
@@ -72,15 +71,17 @@ pub struct UploadName {
     pub path: Option<String>,
 }
 
-impl UploadName {
-    fn get(self) -> String {
-        self.path.unwrap_or_else(|| "-".to_string())
-    }
-}
-
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(t)| t)
         .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))
+}
+
+/// The uploaded body, named by `?path=` (default `-`).
+fn upload(q: Result<Query<UploadName>, QueryRejection>, body: Bytes) -> Result<Upload, ApiError> {
+    Ok(Upload {
+        name: query(q)?.path.unwrap_or_else(|| "-".to_string()),
+        bytes: body.to_vec(),
+    })
 }
 
 /// Server metadata.
@@ -172,11 +173,7 @@ pub async fn recognize(
     let Served::Speech(m) = s.models.of_domain(&name, Domain::Speech)? else {
         return Err(ApiError::internal("domain mismatch"));
     };
-    let clip = Clip {
-        name: query(q)?.get(),
-        wav: body.to_vec(),
-    };
-    let mut found = m.recognize(vec![clip]).await?;
+    let mut found = m.recognize(vec![upload(q, body)?]).await?;
     found
         .pop()
         .map(Json)
@@ -203,11 +200,7 @@ pub async fn identify(
     body: Bytes,
 ) -> Result<Json<Vec<IdentifiedFace>>, ApiError> {
     let m = faces_model(&s, &name)?;
-    let photo = Photo {
-        name: query(q)?.get(),
-        bytes: body.to_vec(),
-    };
-    Ok(Json(m.identify(&name, photo).await?))
+    Ok(Json(m.identify(&name, upload(q, body)?).await?))
 }
 
 /// Every face of a photo with its box, landmarks and embedding.
@@ -222,11 +215,7 @@ pub async fn embed(
     body: Bytes,
 ) -> Result<Json<EmbeddedPhoto>, ApiError> {
     let m = faces_model(&s, &name)?;
-    let photo = Photo {
-        name: query(q)?.get(),
-        bytes: body.to_vec(),
-    };
-    Ok(Json(m.embed(photo).await?))
+    Ok(Json(m.embed(upload(q, body)?).await?))
 }
 
 /// Translates a sentence (answer: one line of `profundo translate --json`) or a list of

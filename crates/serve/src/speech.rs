@@ -10,20 +10,12 @@ use profundo_speech::wav::decode_wav;
 use crate::batcher::{BatchConfig, Batcher, Reply};
 use crate::error::ApiError;
 use crate::oip::{
-    InferRequest, InferResponse, ModelMetadata, OutputData, ResponseOutput, TensorMetadata,
+    InferRequest, InferResponse, ModelMetadata, OutputData, ResponseOutput, TensorMetadata, Upload,
 };
-
-/// One uploaded WAV file and the name its answer echoes back.
-pub struct Clip {
-    /// Echoed as the answer's `path`.
-    pub name: String,
-    /// The file's bytes.
-    pub wav: Vec<u8>,
-}
 
 /// A loaded (or loading) speech model.
 pub struct SpeechModel {
-    batcher: Batcher<Vec<Clip>, Vec<Recognition>>,
+    batcher: Batcher<Vec<Upload>, Vec<Recognition>>,
 }
 
 /// The OIP input: base64 WAV files.
@@ -44,7 +36,7 @@ impl SpeechModel {
     }
 
     /// Recognises `clips` (one request).
-    pub async fn recognize(&self, clips: Vec<Clip>) -> Reply<Vec<Recognition>> {
+    pub async fn recognize(&self, clips: Vec<Upload>) -> Reply<Vec<Recognition>> {
         if clips.is_empty() {
             return Err(ApiError::bad_request("no audio clip in the request"));
         }
@@ -74,15 +66,7 @@ impl SpeechModel {
 
     /// `POST /v2/models/{name}/infer`.
     pub async fn infer(&self, name: &str, req: InferRequest) -> Reply<InferResponse> {
-        let blobs = req.input(INPUT, &[INPUT])?.base64_blobs()?;
-        let clips = blobs
-            .into_iter()
-            .enumerate()
-            .map(|(i, wav)| Clip {
-                name: format!("{INPUT}[{i}]"),
-                wav,
-            })
-            .collect();
+        let clips = req.input(INPUT, &[INPUT])?.uploads()?;
         let found = self.recognize(clips).await?;
         let n = found.len();
         let mut outputs = Vec::new();
@@ -111,11 +95,11 @@ impl SpeechModel {
 }
 
 /// A request's clips decoded and resampled, or the 400 naming its bad clip.
-fn prepare(rec: &Recognizer, clips: &[Clip]) -> Reply<Vec<Vec<f32>>> {
+fn prepare(rec: &Recognizer, clips: &[Upload]) -> Reply<Vec<Vec<f32>>> {
     clips
         .iter()
         .map(|c| {
-            decode_wav(&c.wav, Path::new(&c.name))
+            decode_wav(&c.bytes, Path::new(&c.name))
                 .and_then(|audio| rec.prepare(&audio))
                 .map_err(|e| match e {
                     SpeechError::Wav { .. } | SpeechError::Config(_) => {
@@ -128,7 +112,7 @@ fn prepare(rec: &Recognizer, clips: &[Clip]) -> Reply<Vec<Vec<f32>>> {
 }
 
 /// One batch: every good request's clips through the network together.
-fn run(rec: &Recognizer, requests: Vec<Vec<Clip>>) -> Vec<Reply<Vec<Recognition>>> {
+fn run(rec: &Recognizer, requests: Vec<Vec<Upload>>) -> Vec<Reply<Vec<Recognition>>> {
     let prepared: Vec<Reply<Vec<Vec<f32>>>> = requests.iter().map(|r| prepare(rec, r)).collect();
     let mut names = Vec::new();
     let mut clips: Vec<&[f32]> = Vec::new();
