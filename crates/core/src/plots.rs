@@ -1,4 +1,5 @@
-//! PNG plots with plotters: training curves and confusion matrices.
+//! PNG plots with plotters: training curves, confusion matrices, ROC curves and
+//! hyper-parameter searches.
 
 use std::path::Path;
 use std::sync::Once;
@@ -227,6 +228,107 @@ pub fn roc_curves(path: &Path, title: &str, curves: &[RocCurve], min_far: f64) -
     })
 }
 
+/// One fold's validation score for each setting of a hyper-parameter search.
+pub type SearchSeries = (String, Vec<f64>);
+
+/// Draws a hyper-parameter search: each setting's validation score (x: the setting's number
+/// in the report's table), one coloured line per searched fold, each fold's winner ringed,
+/// and the mean over folds in black when there are several.
+pub fn search_scores(
+    path: &Path,
+    title: &str,
+    metric: &str,
+    series: &[SearchSeries],
+) -> Result<()> {
+    ensure_font();
+    let colors = [BLUE, RED, GREEN, MAGENTA, CYAN];
+    let n = series.iter().map(|s| s.1.len()).max().unwrap_or(0);
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|s| s.1.iter().copied())
+            .filter(|v| v.is_finite())
+    };
+    let lo = finite().fold(f64::INFINITY, f64::min);
+    let hi = finite().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.08).max(1e-4);
+    let lower_better = metric.contains("RMSE");
+    render_png(path, (800, 460), |buf| {
+        let root = BitMapBackend::with_buffer(buf, (800, 460)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(65)
+            .build_cartesian_2d(0.5..(n.max(1) as f64 + 0.5), (lo - pad)..(hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_desc("setting (numbered as in report.md)")
+            .y_desc(metric)
+            .x_labels(n.clamp(2, 30))
+            .x_label_formatter(&|x| {
+                let r = x.round();
+                if (x - r).abs() < 1e-6 && r >= 1.0 {
+                    format!("{r}")
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        for (k, (fold, scores)) in series.iter().enumerate() {
+            let color = colors[k % colors.len()];
+            let pts: Vec<(f64, f64)> = scores
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| (i as f64 + 1.0, v))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.mix(0.6).stroke_width(1)))?
+                .label(fold.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            let best = pts.iter().copied().reduce(|a, b| {
+                if (b.1 < a.1) == lower_better && b.1 != a.1 {
+                    b
+                } else {
+                    a
+                }
+            });
+            if let Some(b) = best {
+                chart.draw_series(std::iter::once(Circle::new(b, 8, color.stroke_width(2))))?;
+            }
+        }
+        if series.len() > 1 {
+            let mean: Vec<(f64, f64)> = (0..n)
+                .filter_map(|i| {
+                    let v: Vec<f64> = series
+                        .iter()
+                        .filter_map(|s| s.1.get(i).copied())
+                        .filter(|v| v.is_finite())
+                        .collect();
+                    (!v.is_empty())
+                        .then(|| (i as f64 + 1.0, v.iter().sum::<f64>() / v.len() as f64))
+                })
+                .collect();
+            chart
+                .draw_series(LineSeries::new(mean, BLACK.stroke_width(2)))?
+                .label("mean")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +353,13 @@ mod tests {
         let cm = ConfusionMatrix::new(&labels, &[0, 1, 1], &[0, 1, 0]);
         let q = dir.path().join("cm.png");
         confusion_matrix(&q, "cm", &cm).unwrap();
-        for f in [p, q] {
+        let r = dir.path().join("search.png");
+        let series = vec![
+            ("u1".to_string(), vec![0.93, 0.91, f64::NAN, 0.92]),
+            ("u2".to_string(), vec![0.94, 0.92, 0.95, 0.90]),
+        ];
+        search_scores(&r, "search", "validation RMSE", &series).unwrap();
+        for f in [p, q, r] {
             let bytes = std::fs::read(&f).unwrap();
             assert_eq!(&bytes[1..4], b"PNG", "{}", f.display());
             let dec = png::Decoder::new(std::io::Cursor::new(bytes))

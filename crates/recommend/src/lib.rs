@@ -7,6 +7,7 @@
 //! - [`train`]: baselines (global mean, biases, popularity), biased matrix factorisation and
 //!   BPR in Burn; [`factors`]: the fitted form every model shares, scoring and top-K.
 //! - [`metrics`] and [`evaluation`]: RMSE/MAE, full-ranking HR/NDCG/Recall/MAP@K, coverage.
+//! - [`search`]: hyper-parameter search on validation cuts of the training folds.
 //! - [`stages`]: pipeline stage kinds `recommend.load_ratings`, `recommend.split`,
 //!   `recommend.train`, `recommend.evaluate`.
 //! - [`bench`]: the factorisation as `profundo bench models` times it.
@@ -23,6 +24,7 @@ pub mod evaluation;
 pub mod factors;
 pub mod metrics;
 pub mod model_dir;
+pub mod search;
 pub mod serving;
 pub mod split;
 pub mod stages;

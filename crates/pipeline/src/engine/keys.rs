@@ -6,8 +6,9 @@ use super::*;
 /// stored form changes, so that caches written by an older build are recomputed rather than
 /// misread. 2: items carry their test-time `view`. 3: typed model manifests (format 2);
 /// metrics carry a summary, a domain and re-chosen thresholds; face embeddings are stored
-/// centred and whitened when training fitted those.
-pub(super) const CACHE_FORMAT: u32 = 3;
+/// centred and whitened when training fitted those. 4: recommenders carry the
+/// hyper-parameter search that chose their settings.
+pub(super) const CACHE_FORMAT: u32 = 4;
 
 pub(super) fn compute_keys(p: &Pipeline) -> HashMap<String, String> {
     let mut keys: HashMap<String, String> = HashMap::new();

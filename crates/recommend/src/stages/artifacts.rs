@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Interactions;
+use crate::search::SearchRecord;
 use crate::split::{FoldStats, RatingFold};
 use crate::train::{Fitted, ModelKind};
 
@@ -138,6 +139,8 @@ pub struct Recommenders {
     pub protocol: String,
     /// One per fold.
     pub folds: Vec<FoldRecommender>,
+    /// The hyper-parameter search that chose each fold's training settings, if one ran.
+    pub search: Option<SearchRecord>,
     /// The artifact directory (not serialised).
     #[serde(skip)]
     pub root: PathBuf,
@@ -212,6 +215,50 @@ impl Artifact for Recommenders {
             ));
         }
         run.report.push((format!("Training (`{stage}`)"), md));
+        if let Some(search) = &self.search {
+            publish_search(search, stage, run)?;
+        }
         Ok(())
     }
+}
+
+/// The search's table in `report.md`, its plot in `plots/<stage>-search.png` and the record
+/// in `metrics.json` under the stage's name.
+fn publish_search(
+    search: &SearchRecord,
+    stage: &str,
+    run: &mut Publication,
+) -> Result<(), StageError> {
+    let plots = run.run_dir.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|e| StageError::io(&plots, e))?;
+    let name = format!("{stage}-search.png");
+    let series: Vec<(String, Vec<f64>)> = search
+        .folds
+        .iter()
+        .map(|f| (f.fold.clone(), f.scores.clone()))
+        .collect();
+    profundo_core::plots::search_scores(
+        &plots.join(&name),
+        &format!("{stage}: hyper-parameter search"),
+        search.metric.name(),
+        &series,
+    )?;
+    let md = format!(
+        "{}
+![search](plots/{name})
+",
+        search.markdown()
+    );
+    run.report
+        .push((format!("Hyper-parameter search (`{stage}`)"), md));
+    let value = serde_json::to_value(SearchMetrics { search })
+        .map_err(|e| StageError::Other(e.to_string()))?;
+    run.metrics.insert(stage.to_string(), value);
+    Ok(())
+}
+
+/// What a training stage adds to `metrics.json`.
+#[derive(Serialize)]
+struct SearchMetrics<'a> {
+    search: &'a SearchRecord,
 }

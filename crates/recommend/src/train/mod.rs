@@ -3,8 +3,8 @@
 //! - Baselines (closed form, plain Rust): the global mean; regularised user and item biases
 //!   (alternating least squares, as Surprise's `BaselineOnly`); popularity (items scored by
 //!   their training count).
-//! - Biased matrix factorisation for explicit ratings and BPR matrix factorisation for
-//!   implicit feedback, both Burn modules trained with Adam on mini-batches; the epoch with
+//! - Biased matrix factorisation (and SVD++, its implicit-feedback extension) for explicit
+//!   ratings and BPR matrix factorisation for implicit feedback, all Burn modules trained with Adam on mini-batches; the epoch with
 //!   the best score on a validation cut of the training interactions is kept (validation
 //!   RMSE for MF, validation NDCG@10 for BPR) and training stops after `patience` epochs
 //!   without improvement. BPR draws each negative uniformly among the items the user has
@@ -50,6 +50,11 @@ pub enum ModelKind {
     /// Matrix factorisation with item biases trained with the BPR pairwise loss (implicit
     /// feedback, ranking).
     Bpr,
+    /// SVD++ (Koren 2008): biased matrix factorisation whose user vector adds the
+    /// normalised sum of implicit factors of the items the user rated in training
+    /// (explicit ratings, RMSE). Saved as plain factors: each user's vector is folded once
+    /// training ends, so serving is the same as `mf`.
+    Svdpp,
 }
 
 impl ModelKind {
@@ -61,12 +66,19 @@ impl ModelKind {
             ModelKind::Popularity => "popularity",
             ModelKind::Mf => "mf",
             ModelKind::Bpr => "bpr",
+            ModelKind::Svdpp => "svdpp",
         }
     }
 
     /// Whether the model is trained with Burn (has epochs).
     pub fn is_neural(self) -> bool {
-        matches!(self, ModelKind::Mf | ModelKind::Bpr)
+        matches!(self, ModelKind::Mf | ModelKind::Bpr | ModelKind::Svdpp)
+    }
+
+    /// Whether a trained (neural) model of this kind predicts ratings (`mf`, `svdpp`);
+    /// `bpr` only ranks.
+    pub fn rates(self) -> bool {
+        matches!(self, ModelKind::Mf | ModelKind::Svdpp)
     }
 }
 
@@ -257,7 +269,9 @@ pub fn fit(
         })),
         ModelKind::Biases => Ok(baseline(biases(d, train, cfg))),
         ModelKind::Popularity => Ok(baseline(popularity(d, train))),
-        ModelKind::Mf | ModelKind::Bpr => neural(d, train, kind, cfg, seed, device, label),
+        ModelKind::Mf | ModelKind::Bpr | ModelKind::Svdpp => {
+            neural(d, train, kind, cfg, seed, device, label)
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Biased matrix factorisation and BPR as Burn modules: their epoch loop with validation, early stopping and negative sampling.
+//! Biased matrix factorisation, SVD++ and BPR as Burn modules: their epoch loop with validation, early stopping and negative sampling.
 
 use super::*;
 
@@ -9,6 +9,30 @@ pub struct FactorNet {
     item: Param<Tensor<2>>,
     user_bias: Param<Tensor<1>>,
     item_bias: Param<Tensor<1>>,
+    /// SVD++: the items' implicit factors `y_j` (none for MF and BPR).
+    implicit: Option<Param<Tensor<2>>>,
+}
+
+/// The most users x items cells SVD++'s dense implicit-feedback matrix may hold (200 MB).
+pub const MAX_IMPLICIT_CELLS: usize = 50_000_000;
+
+/// SVD++'s normalised implicit-feedback matrix, users x items: row `u` holds
+/// `|N(u)|^-1/2` at the items `N(u)` that `u` rated in `rows`, zeros elsewhere.
+pub fn implicit_matrix(d: &Interactions, rows: &[u32], device: &Device) -> Result<Tensor<2>> {
+    let (nu, ni) = (d.users.len(), d.items.len());
+    if nu.saturating_mul(ni) > MAX_IMPLICIT_CELLS {
+        return Err(RecommendError::Config(format!(
+            "svdpp keeps a dense users x items matrix: {nu} x {ni} is more than {MAX_IMPLICIT_CELLS} cells; use `mf`"
+        )));
+    }
+    let mut m = vec![0f32; nu * ni];
+    for (u, items) in items_by_user(d, rows).iter().enumerate() {
+        let w = 1.0 / (items.len().max(1) as f32).sqrt();
+        for &i in items {
+            m[u * ni + i as usize] = w;
+        }
+    }
+    Ok(Tensor::from_data(TensorData::new(m, [nu, ni]), device))
 }
 
 impl FactorNet {
@@ -20,26 +44,58 @@ impl FactorNet {
             item: Param::from_tensor(Tensor::random([items, dim], normal, device)),
             user_bias: Param::from_tensor(Tensor::zeros([users], device)),
             item_bias: Param::from_tensor(Tensor::zeros([items], device)),
+            implicit: None,
+        }
+    }
+
+    /// Adds SVD++'s implicit item factors (normal, `std`).
+    pub fn with_implicit(mut self, std: f32, device: &Device) -> Self {
+        let [items, dim] = self.item.val().dims();
+        let normal = Distribution::Normal(0.0, std as f64);
+        self.implicit = Some(Param::from_tensor(Tensor::random(
+            [items, dim],
+            normal,
+            device,
+        )));
+        self
+    }
+
+    /// The implicit part of the users' vectors, `|N(u)|^-1/2 sum_j y_j`, for the users whose
+    /// rows of the normalised implicit matrix `n` are given (none without SVD++).
+    fn implicit_part(&self, n: Option<Tensor<2>>) -> Option<Tensor<2>> {
+        match (&self.implicit, n) {
+            (Some(y), Some(n)) => Some(n.matmul(y.val())),
+            _ => None,
         }
     }
 
     /// The plain arrays of the module.
     pub fn export(&self, global: f32, kind: ModelKind) -> FactorModel {
+        self.export_with(global, kind, None)
+    }
+
+    /// The plain arrays of the module; with SVD++, each user's vector has the implicit
+    /// part of the normalised implicit matrix `n` (all users' rows) folded in.
+    pub fn export_with(&self, global: f32, kind: ModelKind, n: Option<&Tensor<2>>) -> FactorModel {
         let vec1 = |t: Tensor<1>| -> Vec<f32> { t.into_data().try_to_vec().unwrap_or_default() };
         let vec2 = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().unwrap_or_default() };
         let dim = self.user.val().dims()[1];
+        let users = match self.implicit_part(n.cloned()) {
+            Some(imp) => self.user.val() + imp,
+            None => self.user.val(),
+        };
         FactorModel {
             global,
-            user_bias: if kind == ModelKind::Mf {
+            user_bias: if kind.rates() {
                 vec1(self.user_bias.val())
             } else {
                 Vec::new()
             },
             item_bias: vec1(self.item_bias.val()),
             dim,
-            user_factors: vec2(self.user.val()),
+            user_factors: vec2(users),
             item_factors: vec2(self.item.val()),
-            predicts_ratings: kind == ModelKind::Mf,
+            predicts_ratings: kind.rates(),
         }
     }
 
@@ -51,15 +107,34 @@ impl FactorNet {
         i: Tensor<1, Int>,
         global: f32,
     ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+        self.predict_with(u, i, global, None)
+    }
+
+    /// [`Self::predict`] with SVD++'s implicit part from the normalised implicit matrix
+    /// `n` (all users' rows); its L2 term counts the implicit part as a third vector.
+    pub fn predict_with(
+        &self,
+        u: Tensor<1, Int>,
+        i: Tensor<1, Int>,
+        global: f32,
+        n: Option<&Tensor<2>>,
+    ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
         let pu = self.user.val().select(0, u.clone());
+        let imp = self.implicit_part(n.map(|n| n.clone().select(0, u.clone())));
         let qi = self.item.val().select(0, i.clone());
         let bu = self.user_bias.val().select(0, u);
         let bi = self.item_bias.val().select(0, i);
-        let dot = (pu.clone() * qi.clone()).sum_dim(1).squeeze_dim::<1>(1);
+        let user = match &imp {
+            Some(imp) => pu.clone() + imp.clone(),
+            None => pu.clone(),
+        };
+        let dot = (user * qi.clone()).sum_dim(1).squeeze_dim::<1>(1);
         let pred = dot + bu.clone() + bi.clone() + global;
-        let reg_f = (pu.powi_scalar(2) + qi.powi_scalar(2))
-            .sum_dim(1)
-            .squeeze_dim::<1>(1);
+        let squares = match imp {
+            Some(imp) => pu.powi_scalar(2) + qi.powi_scalar(2) + imp.powi_scalar(2),
+            None => pu.powi_scalar(2) + qi.powi_scalar(2),
+        };
+        let reg_f = squares.sum_dim(1).squeeze_dim::<1>(1);
         let reg_b = bu.powi_scalar(2) + bi.powi_scalar(2);
         (pred, reg_f, reg_b)
     }
@@ -202,10 +277,14 @@ impl Epochs<'_> {
             self.device,
             self.label,
         );
-        let global = if kind == ModelKind::Mf {
+        let global = if kind.rates() {
             mean_rating(d, fit_rows)
         } else {
             0.0
+        };
+        let implicit = match kind {
+            ModelKind::Svdpp => Some(implicit_matrix(d, fit_rows, device)?),
+            _ => None,
         };
         let fit_items = items_by_user(d, fit_rows);
         let n_items = d.items.len() as u32;
@@ -217,6 +296,9 @@ impl Epochs<'_> {
             cfg.init_std,
             device,
         );
+        if implicit.is_some() {
+            net = net.with_implicit(cfg.init_std, device);
+        }
         let mut optim = match cfg.optimizer {
             OptimizerKind::Adam => AdamConfig::new().init(),
             OptimizerKind::Sgd => SgdConfig::new().init(),
@@ -237,10 +319,10 @@ impl Epochs<'_> {
             for (b, batch) in order.chunks(cfg.batch_size).enumerate() {
                 let u = ints(batch.iter().map(|&r| d.user[r as usize]), device);
                 let i = ints(batch.iter().map(|&r| d.item[r as usize]), device);
-                let (data_loss, reg_f, reg_b) = if kind == ModelKind::Mf {
+                let (data_loss, reg_f, reg_b) = if kind.rates() {
                     let target: Vec<f32> = batch.iter().map(|&r| d.rating[r as usize]).collect();
                     let y = Tensor::<1>::from_data(TensorData::new(target, [batch.len()]), device);
-                    let (pred, reg_f, reg_b) = net.predict(u, i, global);
+                    let (pred, reg_f, reg_b) = net.predict_with(u, i, global, implicit.as_ref());
                     ((pred - y).powi_scalar(2).mean(), reg_f, reg_b)
                 } else {
                     let negatives: Vec<u32> = batch
@@ -270,10 +352,10 @@ impl Epochs<'_> {
                 let grads = GradientsParams::from_grads(loss.backward(), &net);
                 net = optim.step(lr, net, grads);
             }
-            let snapshot = net.valid().export(global, kind);
+            let snapshot = net.valid().export_with(global, kind, implicit.as_ref());
             let (valid_score, score) = if valid.is_empty() {
                 (None, epoch as f64)
-            } else if kind == ModelKind::Mf {
+            } else if kind.rates() {
                 let v = valid_rmse(&snapshot, d, valid);
                 (Some(v), -v)
             } else {
@@ -291,11 +373,7 @@ impl Epochs<'_> {
                 rec.train_loss,
                 valid_score.map_or(String::new(), |v| format!(
                     " | valid {} {v:.4}",
-                    if kind == ModelKind::Mf {
-                        "rmse"
-                    } else {
-                        "ndcg@10"
-                    }
+                    if kind.rates() { "rmse" } else { "ndcg@10" }
                 )),
                 rec.seconds
             );
@@ -356,4 +434,80 @@ pub fn sample_negative(rng: &mut StdRng, n_items: u32, seen: &[u32]) -> u32 {
         j = s + 1;
     }
     j + k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ratings() -> Interactions {
+        // u1 rated a and b, u2 rated a, u3 rated c.
+        let rows = [
+            ("u1", "a", 4.0),
+            ("u1", "b", 2.0),
+            ("u2", "a", 5.0),
+            ("u3", "c", 3.0),
+        ];
+        Interactions::from_raw(
+            &crate::table::RawTable {
+                path: "t".into(),
+                users: rows.iter().map(|r| r.0).collect::<Vec<_>>().into(),
+                items: rows.iter().map(|r| r.1).collect::<Vec<_>>().into(),
+                ratings: rows.iter().map(|r| r.2).collect(),
+                times: vec![0; rows.len()],
+                explicit: true,
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn svdpp_folds_each_users_implicit_part_into_its_saved_vector() {
+        let d = ratings();
+        let device =
+            profundo_core::backend::train_device(profundo_core::backend::BackendKind::Flex, "cpu")
+                .unwrap();
+        let rows: Vec<u32> = (0..d.len() as u32).collect();
+        let n = implicit_matrix(&d, &rows, &device).unwrap();
+        let n_rows: Vec<f32> = n.clone().into_data().try_to_vec().unwrap();
+        let w = 1.0 / 2f32.sqrt();
+        // Users u1, u2, u3 by items a, b, c (dense ids in order of appearance).
+        assert_eq!(n_rows, vec![w, w, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let net = FactorNet::new(3, 3, 2, 0.5, &device).with_implicit(0.5, &device);
+        let y: Vec<f32> = net
+            .implicit
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let plain = net.export(0.0, ModelKind::Mf).user_factors;
+        let folded = net.export_with(0.0, ModelKind::Svdpp, Some(&n));
+        let expected: Vec<f32> = (0..3)
+            .flat_map(|u| {
+                let (y, plain, n_rows) = (&y, &plain, &n_rows);
+                (0..2).map(move |k| {
+                    let imp: f32 = (0..3).map(|i| n_rows[u * 3 + i] * y[i * 2 + k]).sum();
+                    plain[u * 2 + k] + imp
+                })
+            })
+            .collect();
+        for (a, b) in folded.user_factors.iter().zip(&expected) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "{:?} vs {expected:?}",
+                folded.user_factors
+            );
+        }
+        assert!(folded.predicts_ratings && folded.user_bias.len() == 3);
+        // Trained end to end, it predicts ratings.
+        let cfg = FitConfig {
+            epochs: 2,
+            valid_fraction: 0.0,
+            ..FitConfig::default()
+        };
+        let svd = super::super::fit(&d, &rows, ModelKind::Svdpp, &cfg, 1, &device, "t").unwrap();
+        assert!(svd.model.predicts_ratings && svd.model.score(0, 0).is_finite());
+    }
 }
