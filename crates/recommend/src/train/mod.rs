@@ -8,7 +8,8 @@
 //!   the best score on a validation cut of the training interactions is kept (validation
 //!   RMSE for MF, validation NDCG@10 for BPR) and training stops after `patience` epochs
 //!   without improvement. BPR draws each negative uniformly among the items the user has
-//!   no training interaction with, so a training positive is never a negative.
+//!   no interaction with in the rows being fitted: a fitted positive is never a negative,
+//!   and a validation item is drawn like any unseen item, as a test item is.
 
 use profundo_pipeline::ParamError;
 use std::collections::HashSet;
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
-use burn::tensor::activation::log_sigmoid;
+use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -96,6 +97,21 @@ pub enum OptimizerKind {
     Sgd,
 }
 
+/// The loss a ranking model (`bpr`) is trained with.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RankingLoss {
+    /// Bayesian personalised ranking: `-log sigmoid(x_ui - x_uj)` against one sampled
+    /// negative item.
+    #[default]
+    Bpr,
+    /// Sampled softmax: the positive item's score against `negatives` sampled items in one
+    /// softmax, `-log softmax(x_ui; x_uj1..x_ujK)` (uniform sampling, so no correction).
+    Softmax,
+}
+
 /// Hyper-parameters of every model kind (each uses the ones that apply to it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -133,6 +149,10 @@ pub struct FitConfig {
     pub reg_item: f32,
     /// Biases: alternating least-squares sweeps.
     pub iterations: usize,
+    /// BPR: the ranking loss, `bpr` (pairwise, one negative) or `softmax` (sampled).
+    pub loss: RankingLoss,
+    /// BPR with `loss = "softmax"`: negatives sampled per positive.
+    pub negatives: usize,
 }
 
 impl Default for FitConfig {
@@ -154,6 +174,8 @@ impl Default for FitConfig {
             reg_user: 15.0,
             reg_item: 10.0,
             iterations: 10,
+            loss: RankingLoss::Bpr,
+            negatives: 16,
         }
     }
 }
@@ -183,6 +205,9 @@ impl FitConfig {
             }
             if !(self.reg >= 0.0 && self.reg_bias >= 0.0 && self.init_std >= 0.0) {
                 return bad("reg", "penalties and init_std must be non-negative".into());
+            }
+            if self.loss == RankingLoss::Softmax && self.negatives == 0 {
+                return bad("negatives", "must be at least 1".into());
             }
             if !(0.0..0.5).contains(&self.valid_fraction) {
                 return bad(

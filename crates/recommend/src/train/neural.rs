@@ -139,6 +139,49 @@ impl FactorNet {
         (pred, reg_f, reg_b)
     }
 
+    /// Sampled softmax: `-log softmax` of the positive item `i[b]` among it and the
+    /// negatives `j[b, ..]` (`[batch, k]`), per example, and the per-example L2 terms (the
+    /// negatives' averaged over `k`).
+    fn sampled_softmax(
+        &self,
+        u: Tensor<1, Int>,
+        i: Tensor<1, Int>,
+        j: Tensor<2, Int>,
+    ) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+        let [batch, k] = j.dims();
+        let dim = self.item.val().dims()[1];
+        let flat = j.reshape([batch * k]);
+        let pu = self.user.val().select(0, u);
+        let qi = self.item.val().select(0, i.clone());
+        let bi = self.item_bias.val().select(0, i);
+        let qj = self
+            .item
+            .val()
+            .select(0, flat.clone())
+            .reshape([batch, k, dim]);
+        let bj = self.item_bias.val().select(0, flat).reshape([batch, k]);
+        let pos = (pu.clone() * qi.clone()).sum_dim(1) + bi.clone().unsqueeze_dim::<2>(1);
+        let neg = (pu.clone().unsqueeze_dim::<3>(1) * qj.clone())
+            .sum_dim(2)
+            .squeeze_dim::<2>(2)
+            + bj.clone();
+        let logits = Tensor::cat(vec![pos, neg], 1);
+        let nll = log_softmax(logits, 1)
+            .slice([0..batch, 0..1])
+            .squeeze_dim::<1>(1)
+            .neg();
+        let reg_f = (pu.powi_scalar(2) + qi.powi_scalar(2))
+            .sum_dim(1)
+            .squeeze_dim::<1>(1)
+            + qj.powi_scalar(2)
+                .sum_dim(2)
+                .squeeze_dim::<2>(2)
+                .mean_dim(1)
+                .squeeze_dim::<1>(1);
+        let reg_b = bi.powi_scalar(2) + bj.powi_scalar(2).mean_dim(1).squeeze_dim::<1>(1);
+        (nll, reg_f, reg_b)
+    }
+
     /// BPR: `x_uij = p_u . (q_i - q_j) + b_i - b_j` and the per-example L2 terms.
     fn pairwise(
         &self,
@@ -222,7 +265,6 @@ pub(super) fn neural(
         seed,
         device,
         label,
-        negatives_from: items_by_user(d, train),
     };
     let mut out = run.run(&fit_rows, &valid, cfg.epochs)?;
     let mut fitted_on = fit_rows.len();
@@ -261,8 +303,6 @@ pub(super) struct Epochs<'a> {
     seed: u64,
     device: &'a Device,
     label: &'a str,
-    /// Items that are never drawn as a user's negatives (all their training items).
-    negatives_from: Vec<Vec<u32>>,
 }
 
 impl Epochs<'_> {
@@ -325,16 +365,34 @@ impl Epochs<'_> {
                     let (pred, reg_f, reg_b) = net.predict_with(u, i, global, implicit.as_ref());
                     ((pred - y).powi_scalar(2).mean(), reg_f, reg_b)
                 } else {
+                    let k = match cfg.loss {
+                        RankingLoss::Bpr => 1,
+                        RankingLoss::Softmax => cfg.negatives.max(1),
+                    };
                     let negatives: Vec<u32> = batch
                         .iter()
-                        .map(|&r| {
-                            let seen = &self.negatives_from[d.user[r as usize] as usize];
-                            sample_negative(&mut rng, n_items, seen)
+                        .flat_map(|&r| {
+                            // Negatives come from the items not fitted on, so a held-out
+                            // validation item is drawn as a negative like a test item is
+                            // (were it never drawn, early stopping would favour it).
+                            let seen = &fit_items[d.user[r as usize] as usize];
+                            (0..k)
+                                .map(|_| sample_negative(&mut rng, n_items, seen))
+                                .collect::<Vec<_>>()
                         })
                         .collect();
                     let j = ints(negatives.into_iter(), device);
-                    let (x, reg_f, reg_b) = net.pairwise(u, i, j);
-                    (log_sigmoid(x).mean().neg(), reg_f, reg_b)
+                    match cfg.loss {
+                        RankingLoss::Bpr => {
+                            let (x, reg_f, reg_b) = net.pairwise(u, i, j);
+                            (log_sigmoid(x).mean().neg(), reg_f, reg_b)
+                        }
+                        RankingLoss::Softmax => {
+                            let (nll, reg_f, reg_b) =
+                                net.sampled_softmax(u, i, j.reshape([batch.len(), k]));
+                            (nll.mean(), reg_f, reg_b)
+                        }
+                    }
                 };
                 let value = data_loss.clone().into_scalar::<f32>();
                 if !value.is_finite() {
@@ -509,5 +567,24 @@ mod tests {
         };
         let svd = super::super::fit(&d, &rows, ModelKind::Svdpp, &cfg, 1, &device, "t").unwrap();
         assert!(svd.model.predicts_ratings && svd.model.score(0, 0).is_finite());
+    }
+
+    #[test]
+    fn the_sampled_softmax_loss_is_the_positives_cross_entropy_among_its_negatives() {
+        let device =
+            profundo_core::backend::train_device(profundo_core::backend::BackendKind::Flex, "cpu")
+                .unwrap();
+        let net = FactorNet::new(2, 4, 3, 0.5, &device);
+        let m = net.export(0.0, ModelKind::Bpr);
+        let u = ints([1u32].into_iter(), &device);
+        let i = ints([2u32].into_iter(), &device);
+        let j: Tensor<2, Int> = ints([0u32, 3].into_iter(), &device).reshape([1, 2]);
+        let (nll, _, _) = net.sampled_softmax(u, i, j);
+        let nll: f32 = nll.into_scalar();
+        // By hand: scores of items 2 (positive), 0 and 3 for user 1.
+        let s = |item: u32| m.score(1, item);
+        let (p, a, b) = (s(2), s(0), s(3));
+        let expected = -(p.exp() / (p.exp() + a.exp() + b.exp())).ln();
+        assert!((nll - expected).abs() < 1e-5, "{nll} vs {expected}");
     }
 }
