@@ -228,8 +228,9 @@ pub fn roc_curves(path: &Path, title: &str, curves: &[RocCurve], min_far: f64) -
     })
 }
 
-/// One fold's validation score for each setting of a hyper-parameter search.
-pub type SearchSeries = (String, Vec<f64>);
+/// One fold's validation score for each setting of a hyper-parameter search, and the index
+/// of the setting the search chose.
+pub type SearchSeries = (String, Vec<f64>, usize);
 
 /// Draws a hyper-parameter search: each setting's validation score (x: the setting's number
 /// in the report's table), one coloured line per searched fold, each fold's winner ringed,
@@ -253,7 +254,6 @@ pub fn search_scores(
     let hi = finite().fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.08).max(1e-4);
-    let lower_better = metric.contains("RMSE");
     render_png(path, (800, 460), |buf| {
         let root = BitMapBackend::with_buffer(buf, (800, 460)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -277,7 +277,7 @@ pub fn search_scores(
                 }
             })
             .draw()?;
-        for (k, (fold, scores)) in series.iter().enumerate() {
+        for (k, (fold, scores, best)) in series.iter().enumerate() {
             let color = colors[k % colors.len()];
             let pts: Vec<(f64, f64)> = scores
                 .iter()
@@ -290,15 +290,13 @@ pub fn search_scores(
                 .label(fold.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-            let best = pts.iter().copied().reduce(|a, b| {
-                if (b.1 < a.1) == lower_better && b.1 != a.1 {
-                    b
-                } else {
-                    a
-                }
-            });
-            if let Some(b) = best {
-                chart.draw_series(std::iter::once(Circle::new(b, 8, color.stroke_width(2))))?;
+            if let Some(&v) = scores.get(*best).filter(|v| v.is_finite()) {
+                let winner = (*best as f64 + 1.0, v);
+                chart.draw_series(std::iter::once(Circle::new(
+                    winner,
+                    8,
+                    color.stroke_width(2),
+                )))?;
             }
         }
         if series.len() > 1 {
@@ -355,8 +353,8 @@ mod tests {
         confusion_matrix(&q, "cm", &cm).unwrap();
         let r = dir.path().join("search.png");
         let series = vec![
-            ("u1".to_string(), vec![0.93, 0.91, f64::NAN, 0.92]),
-            ("u2".to_string(), vec![0.94, 0.92, 0.95, 0.90]),
+            ("u1".to_string(), vec![0.93, 0.91, f64::NAN, 0.92], 1),
+            ("u2".to_string(), vec![0.94, 0.92, 0.95, 0.90], 3),
         ];
         search_scores(&r, "search", "validation RMSE", &series).unwrap();
         for f in [p, q, r] {

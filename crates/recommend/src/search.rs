@@ -436,7 +436,7 @@ pub fn search_fold(
         )));
     }
     let mut scores = Vec::with_capacity(settings.len());
-    let mut best = 0;
+    let (mut best, mut chosen) = (0, base.clone());
     for (i, setting) in settings.iter().enumerate() {
         let t = std::time::Instant::now();
         let cfg = apply(base, setting).map_err(|e| RecommendError::Config(e.to_string()))?;
@@ -454,11 +454,11 @@ pub fn search_fold(
         )?;
         if i == 0 || metric.better(s, scores[best]) {
             best = i;
+            chosen = cfg;
         }
         scores.push(s);
         progress(i, setting, s, t.elapsed().as_secs_f64());
     }
-    let chosen = apply(base, &settings[best]).map_err(|e| RecommendError::Config(e.to_string()))?;
     Ok(FoldSearch {
         fold: fold.to_string(),
         fit_rows: fit_rows.len(),

@@ -16,13 +16,19 @@ use crate::search::SearchRecord;
 use crate::split::{FoldStats, RatingFold};
 use crate::train::{Fitted, ModelKind};
 
-fn save_postcard<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), StageError> {
+/// Writes `value` to `dir/file` as postcard, atomically.
+pub(super) fn save_postcard<T: Serialize>(
+    dir: &Path,
+    file: &str,
+    value: &T,
+) -> Result<(), StageError> {
     let bytes = postcard::to_allocvec(value).map_err(|e| StageError::Other(e.to_string()))?;
     profundo_core::fsutil::write_atomic(&dir.join(file), &bytes)?;
     Ok(())
 }
 
-fn load_postcard<T: DeserializeOwned>(dir: &Path, file: &str) -> Result<T, StageError> {
+/// Reads `dir/file` as postcard; a missing or corrupt file is an error naming it.
+pub(super) fn load_postcard<T: DeserializeOwned>(dir: &Path, file: &str) -> Result<T, StageError> {
     let path = dir.join(file);
     let bytes = std::fs::read(&path).map_err(|e| StageError::io(&path, e))?;
     postcard::from_bytes(&bytes)
@@ -232,10 +238,10 @@ fn publish_search(
     let plots = run.run_dir.join("plots");
     std::fs::create_dir_all(&plots).map_err(|e| StageError::io(&plots, e))?;
     let name = format!("{stage}-search.png");
-    let series: Vec<(String, Vec<f64>)> = search
+    let series: Vec<profundo_core::plots::SearchSeries> = search
         .folds
         .iter()
-        .map(|f| (f.fold.clone(), f.scores.clone()))
+        .map(|f| (f.fold.clone(), f.scores.clone(), f.best))
         .collect();
     profundo_core::plots::search_scores(
         &plots.join(&name),

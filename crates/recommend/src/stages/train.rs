@@ -12,7 +12,7 @@ use profundo_pipeline::stages::{fold_seed, sanitize};
 use profundo_pipeline::{ParamError, StageError};
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{FoldRecommender, Recommenders};
+use super::artifacts::{FoldRecommender, Recommenders, load_postcard, save_postcard};
 use super::{RATINGS_AND_SPLIT, ratings_and_split};
 use crate::dataset::Interactions;
 use crate::model_dir::{RatingData, RecommenderManifest, RecommenderSection, RecommenderTraining};
@@ -207,10 +207,8 @@ fn fold_search(
     ctx: &mut StageContext,
 ) -> Result<FoldSearch, StageError> {
     let (fold, train, dir) = (on.fold, on.rows, on.dir);
-    let path = dir.join(SEARCH_FILE);
-    if let Some(saved) = std::fs::read(&path)
+    if let Some(saved) = load_postcard::<FoldSearch>(dir, SEARCH_FILE)
         .ok()
-        .and_then(|b| postcard::from_bytes::<FoldSearch>(&b).ok())
         .filter(|s| s.scores.len() == settings.len())
     {
         ctx.log(&format!("fold {fold}: search already run (resumed run)"));
@@ -246,8 +244,7 @@ fn fold_search(
         fs.seconds
     ));
     std::fs::create_dir_all(dir).map_err(|e| StageError::io(dir, e))?;
-    let bytes = postcard::to_allocvec(&fs).map_err(|e| StageError::Other(e.to_string()))?;
-    profundo_core::fsutil::write_atomic(&path, &bytes)?;
+    save_postcard(dir, SEARCH_FILE, &fs)?;
     Ok(fs)
 }
 
@@ -263,8 +260,7 @@ fn finished_fit(dir: &Path) -> Option<Fitted> {
     if !dir.join(MANIFEST_FILE).is_file() {
         return None;
     }
-    let bytes = std::fs::read(dir.join(FIT_FILE)).ok()?;
-    postcard::from_bytes(&bytes).ok()
+    load_postcard(dir, FIT_FILE).ok()
 }
 
 /// A short fingerprint of the interactions a model was trained on.
@@ -291,8 +287,7 @@ fn save_model(
     let (dir, train) = (fold.on.dir, fold.on.rows);
     std::fs::create_dir_all(dir).map_err(|e| StageError::io(dir, e))?;
     ServingModel::new(p.model, f.model.clone(), d, train).save(dir)?;
-    let bytes = postcard::to_allocvec(f).map_err(|e| StageError::Other(e.to_string()))?;
-    profundo_core::fsutil::write_atomic(&dir.join(FIT_FILE), &bytes)?;
+    save_postcard(dir, FIT_FILE, f)?;
     let section = RecommenderSection {
         kind: p.model,
         method: method.to_string(),

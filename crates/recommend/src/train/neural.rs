@@ -369,18 +369,16 @@ impl Epochs<'_> {
                         RankingLoss::Bpr => 1,
                         RankingLoss::Softmax => cfg.negatives.max(1),
                     };
-                    let negatives: Vec<u32> = batch
-                        .iter()
-                        .flat_map(|&r| {
-                            // Negatives come from the items not fitted on, so a held-out
-                            // validation item is drawn as a negative like a test item is
-                            // (were it never drawn, early stopping would favour it).
-                            let seen = &fit_items[d.user[r as usize] as usize];
-                            (0..k)
-                                .map(|_| sample_negative(&mut rng, n_items, seen))
-                                .collect::<Vec<_>>()
-                        })
-                        .collect();
+                    let mut negatives = Vec::with_capacity(batch.len() * k);
+                    for &r in batch {
+                        // Negatives come from the items not fitted on, so a held-out
+                        // validation item is drawn as a negative like a test item is
+                        // (were it never drawn, early stopping would favour it).
+                        let seen = &fit_items[d.user[r as usize] as usize];
+                        for _ in 0..k {
+                            negatives.push(sample_negative(&mut rng, n_items, seen));
+                        }
+                    }
                     let j = ints(negatives.into_iter(), device);
                     match cfg.loss {
                         RankingLoss::Bpr => {
