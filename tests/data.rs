@@ -250,6 +250,9 @@ fn needs_data_fetch_from_a_local_server_and_a_folder_places_verified_copies() {
     let Some(dlib) = dataset("dlib-faces") else {
         return;
     };
+    let Some(gtsrb) = dataset("gtsrb") else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let (url, server) = serve_once(zip_dir(&ml, "ml-100k"));
     let out = profundo_with_data(
@@ -269,7 +272,7 @@ fn needs_data_fetch_from_a_local_server_and_a_folder_places_verified_copies() {
         again.all()
     );
 
-    for (name, folder) in [("orl", &orl), ("dlib-faces", &dlib)] {
+    for (name, folder) in [("orl", &orl), ("dlib-faces", &dlib), ("gtsrb", &gtsrb)] {
         let out = profundo_with_data(
             &repo(),
             &["data", "fetch", name, "--from", folder.to_str().unwrap()],

@@ -76,7 +76,7 @@ fn models() -> &'static Models {
 }
 
 /// A running `profundo serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     url: String,
 }
@@ -91,18 +91,25 @@ impl Drop for Server {
 /// Starts `profundo serve` with every model and `extra` flags, and waits until it is ready.
 fn start(extra: &[&str]) -> Server {
     let m = models();
-    let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
     let specs = [
         format!("speech={}", m.speech),
         format!("faces={}", m.faces),
         format!("translate={}", m.translate),
         format!("recommend={}", m.recommend),
     ];
-    for s in &specs {
+    let gallery = format!("faces={}", m.gallery);
+    let mut flags = vec!["--gallery", &gallery];
+    flags.extend_from_slice(extra);
+    start_with(&specs, &flags)
+}
+
+/// Starts `profundo serve` with `--model` for each of `specs` (`NAME=PATH`) and `extra`
+/// flags, and waits until it is ready.
+pub(crate) fn start_with(specs: &[String], extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+    for s in specs {
         args.extend(["--model", s]);
     }
-    let gallery = format!("faces={}", m.gallery);
-    args.extend(["--gallery", &gallery]);
     args.extend_from_slice(extra);
     let mut child = command(&repo(), &args, &data_dir())
         .env("PROFUNDO_LOG", "info,tower_http=off")
@@ -135,7 +142,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// `(status, body)` of a GET.
-fn get(s: &Server, path: &str) -> (u16, String) {
+pub(crate) fn get(s: &Server, path: &str) -> (u16, String) {
     let mut r = agent()
         .get(format!("{}{path}", s.url))
         .call()
@@ -144,7 +151,7 @@ fn get(s: &Server, path: &str) -> (u16, String) {
 }
 
 /// `(status, body)` of a POST of `body` as `content_type`.
-fn post(s: &Server, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+pub(crate) fn post(s: &Server, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
     let mut r = agent()
         .post(format!("{}{path}", s.url))
         .header("Content-Type", content_type)
@@ -157,7 +164,7 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-fn ok_json((status, body): (u16, String)) -> serde_json::Value {
+pub(crate) fn ok_json((status, body): (u16, String)) -> serde_json::Value {
     assert_eq!(status, 200, "{body}");
     json(&body)
 }
@@ -172,11 +179,11 @@ fn cli_json(args: &[&str]) -> Vec<serde_json::Value> {
     text.lines().map(json).collect()
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn infer(s: &Server, model: &str, request: serde_json::Value) -> serde_json::Value {
+pub(crate) fn infer(s: &Server, model: &str, request: serde_json::Value) -> serde_json::Value {
     ok_json(post(
         s,
         &format!("/v2/models/{model}/infer"),
@@ -185,7 +192,7 @@ fn infer(s: &Server, model: &str, request: serde_json::Value) -> serde_json::Val
     ))
 }
 
-fn output<'a>(answer: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn output<'a>(answer: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     answer["outputs"]
         .as_array()
         .unwrap()
@@ -376,7 +383,7 @@ fn every_route_answers_what_the_cli_answers() {
 }
 
 /// `(status, error message)` of a request that must fail.
-fn error(answer: (u16, String)) -> (u16, String) {
+pub(crate) fn error(answer: (u16, String)) -> (u16, String) {
     let (status, body) = answer;
     let message = json(&body)["error"]
         .as_str()

@@ -38,6 +38,8 @@ pub enum Command {
     /// Translation app: translate a sentence, a file (`--input`) or standard input, line for
     /// line.
     Translate(TranslateArgs),
+    /// Traffic-sign app: classify sign images, explain an answer with a heat map.
+    Signs(SignsArgs),
     /// Serve trained models over HTTP: the Open Inference Protocol v2 and plain routes
     /// that answer what the apps' `--json` prints.
     Serve(crate::serve::ServeArgs),
@@ -173,6 +175,39 @@ pub enum SpeechCommand {
     Recognize(RecognizeArgs),
     /// Find spoken words in a longer recording: start/end seconds and label of each.
     Spot(SpotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignsArgs {
+    #[command(subcommand)]
+    pub command: SignsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignsCommand {
+    /// Classify sign images (PNG, JPEG, PPM, GIF, BMP): class, name, probability and the
+    /// runners-up per image. An image that is not roughly square is taken as a photo: its
+    /// central square is classified, and the answer says so.
+    Classify(ClassifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Image files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// One JSON object per line (`path`, `class`, `name`, `score`, `top`).
+    #[arg(long)]
+    pub json: bool,
+    /// How many classes to list per image.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// Write an occlusion heat map of each answer to this PNG (with several images,
+    /// `OUT-<image name>.png`).
+    #[arg(long, value_name = "OUT.png")]
+    pub explain: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

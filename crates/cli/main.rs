@@ -14,6 +14,7 @@ mod readme_check;
 mod recommend;
 mod run;
 mod serve;
+mod signs;
 mod speech;
 mod translate;
 
@@ -79,6 +80,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Show(a) => inspect::show(a),
         args::Command::Compare(a) => inspect::compare(a),
         args::Command::Speech(a) => speech::speech(a),
+        args::Command::Signs(a) => signs::signs(a),
         args::Command::Faces(a) => faces::faces(a),
         args::Command::Recommend(a) => recommend::recommend(a),
         args::Command::Translate(a) => translate::translate(a),
@@ -96,6 +98,7 @@ pub fn registry() -> profundo_pipeline::Registry {
     profundo_faces::register(&mut reg);
     profundo_recommend::register(&mut reg);
     profundo_translate::register(&mut reg);
+    profundo_perception::register(&mut reg);
     reg
 }
 

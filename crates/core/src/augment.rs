@@ -1,5 +1,6 @@
 //! Seeded augmentation of 2-D inputs (`[channels, rows, cols]`, e.g. mel bands x frames):
-//! random circular shift along the columns and SpecAugment-style row/column masks.
+//! random circular shift along the columns and SpecAugment-style row/column masks; and
+//! [`bilinear`] sampling, which the image domains' warps share.
 
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,18 @@ pub fn augment_2d<R: Rng>(
             row[start..start + w].fill(fill);
         }
     }
+}
+
+/// Bilinear sample of an `h x w` plane at `(x, y)`, replicating the border.
+pub fn bilinear(p: &[f32], h: usize, w: usize, x: f32, y: f32) -> f32 {
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let top = p[y0 * w + x0] * (1.0 - fx) + p[y0 * w + x1] * fx;
+    let bottom = p[y1 * w + x0] * (1.0 - fx) + p[y1 * w + x1] * fx;
+    top * (1.0 - fy) + bottom * fy
 }
 
 #[cfg(test)]

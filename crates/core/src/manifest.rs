@@ -40,6 +40,8 @@ pub enum Domain {
     Translate,
     /// Recommendations (`profundo-recommend`).
     Recommend,
+    /// Traffic-sign recognition (`profundo-perception`).
+    Perception,
 }
 
 impl fmt::Display for Domain {
@@ -49,6 +51,7 @@ impl fmt::Display for Domain {
             Domain::Faces => "faces",
             Domain::Translate => "translate",
             Domain::Recommend => "recommend",
+            Domain::Perception => "perception",
         })
     }
 }

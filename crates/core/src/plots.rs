@@ -1,5 +1,5 @@
-//! PNG plots with plotters: training curves, confusion matrices, ROC curves and
-//! hyper-parameter searches.
+//! PNG plots with plotters: training curves, confusion matrices, ROC curves,
+//! hyper-parameter searches and captioned image grids.
 
 use std::path::Path;
 use std::sync::Once;
@@ -121,8 +121,11 @@ pub fn confusion_matrix(path: &Path, title: &str, cm: &ConfusionMatrix) -> Resul
     let n = cm.labels.len();
     // A segmented range `0..last` has `last + 1` segments, one per class.
     let last = n.max(2) - 1;
-    render_png(path, (640, 640), |buf| {
-        let root = BitMapBackend::with_buffer(buf, (640, 640)).into_drawing_area();
+    // Room for every count: 43 GTSRB classes get about 20 pixels a cell.
+    let side = (120 + 20 * n as u32).max(640);
+    let count_font = if n > 20 { 9 } else { 14 };
+    render_png(path, (side, side), |buf| {
+        let root = BitMapBackend::with_buffer(buf, (side, side)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
@@ -155,10 +158,12 @@ pub fn confusion_matrix(path: &Path, title: &str, cm: &ConfusionMatrix) -> Resul
             .max()
             .unwrap_or(1)
             .max(1) as f64;
+        let shade_of = |v: u64| (v as f64 / max).sqrt();
+        // Every cell first, then the counts: a count wider than its cell stays readable
+        // instead of being painted over by the next cell.
         for t in 0..n {
             for p in 0..n {
-                let v = cm.counts[t][p];
-                let shade = (v as f64 / max).sqrt();
+                let shade = shade_of(cm.counts[t][p]);
                 let color = RGBColor(
                     (255.0 * (1.0 - shade)) as u8,
                     (255.0 * (1.0 - 0.6 * shade)) as u8,
@@ -173,12 +178,18 @@ pub fn confusion_matrix(path: &Path, title: &str, cm: &ConfusionMatrix) -> Resul
                     ],
                     color.filled(),
                 )))?;
+            }
+        }
+        for t in 0..n {
+            for p in 0..n {
+                let v = cm.counts[t][p];
                 if v > 0 {
-                    let text_color = if shade > 0.6 { WHITE } else { BLACK };
+                    let row = n - 1 - t;
+                    let text_color = if shade_of(v) > 0.6 { WHITE } else { BLACK };
                     chart.draw_series(std::iter::once(Text::new(
                         v.to_string(),
                         (SegmentValue::CenterOf(p), SegmentValue::CenterOf(row)),
-                        ("sans-serif", 14).into_font().color(&text_color),
+                        ("sans-serif", count_font).into_font().color(&text_color),
                     )))?;
                 }
             }
@@ -322,6 +333,105 @@ pub fn search_scores(
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// One cell of an [`image_grid`]: an RGB image and its caption.
+#[derive(Debug, Clone)]
+pub struct GridCell {
+    /// Pixels, `width * height * 3` bytes, row after row.
+    pub rgb: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Text under the image.
+    pub caption: String,
+    /// Caption in green (true) or red (false).
+    pub good: bool,
+}
+
+/// Draws rows of images, each enlarged `scale` times (nearest neighbour) with its caption
+/// under it, under column `headers` and a `title`: e.g. one test image per row, clean and
+/// then corrupted, each with the prediction it got.
+pub fn image_grid(
+    path: &Path,
+    title: &str,
+    headers: &[String],
+    rows: &[Vec<GridCell>],
+    scale: u32,
+) -> Result<()> {
+    ensure_font();
+    let cols = rows
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .max(headers.len())
+        .max(1) as u32;
+    let cell_w = rows
+        .iter()
+        .flatten()
+        .map(|c| c.width * scale)
+        .max()
+        .unwrap_or(32)
+        .max(110);
+    let cell_h = rows
+        .iter()
+        .flatten()
+        .map(|c| c.height * scale)
+        .max()
+        .unwrap_or(32);
+    let (pad, caption_h, top) = (8u32, 18u32, 56u32);
+    let width = cols * (cell_w + pad) + pad;
+    let height = top + rows.len() as u32 * (cell_h + caption_h + pad) + pad;
+    render_png(path, (width, height), |buf| {
+        let root = BitMapBackend::with_buffer(buf, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (pad as i32, 6),
+            ("sans-serif", 18),
+        ))?;
+        for (j, h) in headers.iter().enumerate() {
+            let x = pad + j as u32 * (cell_w + pad);
+            root.draw(&Text::new(h.clone(), (x as i32, 34), ("sans-serif", 13)))?;
+        }
+        for (i, row) in rows.iter().enumerate() {
+            let y = top + i as u32 * (cell_h + caption_h + pad);
+            for (j, cell) in row.iter().enumerate() {
+                let x = pad + j as u32 * (cell_w + pad);
+                let (w, h) = (cell.width * scale, cell.height * scale);
+                if cell.rgb.len() != (cell.width * cell.height * 3) as usize || w == 0 || h == 0 {
+                    continue;
+                }
+                let mut big = vec![0u8; (w * h * 3) as usize];
+                for yy in 0..h {
+                    for xx in 0..w {
+                        let src = (((yy / scale) * cell.width + xx / scale) * 3) as usize;
+                        let dst = ((yy * w + xx) * 3) as usize;
+                        big[dst..dst + 3].copy_from_slice(&cell.rgb[src..src + 3]);
+                    }
+                }
+                if let Some(bitmap) =
+                    BitMapElement::with_owned_buffer((x as i32, y as i32), (w, h), big)
+                {
+                    root.draw(&bitmap)?;
+                }
+                let colour = if cell.good {
+                    RGBColor(20, 130, 40)
+                } else {
+                    RGBColor(200, 30, 30)
+                };
+                root.draw(&Text::new(
+                    cell.caption.clone(),
+                    (x as i32, (y + h + 3) as i32),
+                    ("sans-serif", 12).into_font().color(&colour),
+                ))?;
+            }
+        }
         root.present()?;
         Ok(())
     })

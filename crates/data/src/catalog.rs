@@ -39,6 +39,10 @@ const MANIFESTS: &[(&str, &str)] = &[
         "dlib-faces",
         include_str!("../../../datasets/checksums/dlib-faces.sha256"),
     ),
+    (
+        "gtsrb",
+        include_str!("../../../datasets/checksums/gtsrb.sha256"),
+    ),
 ];
 
 /// One dataset as the catalogue describes it.

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::augment::bilinear;
 use crate::detect::Planes;
+use profundo_core::augment::bilinear;
 
 /// `p -> [a -b; b a] p + t`: rotation and uniform scale (`a = s cos r`, `b = s sin r`),
 /// then translation.

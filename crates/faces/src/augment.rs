@@ -1,7 +1,7 @@
 //! Seeded image augmentation for training: horizontal flip, random shift, scale and
 //! rotation (one affine warp with bilinear sampling), brightness and contrast.
 
-use profundo_core::augment::Augmenter;
+use profundo_core::augment::{Augmenter, bilinear};
 use rand::RngExt;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -138,18 +138,6 @@ fn side_light(x: &mut [f32], [channels, h, w]: [usize; 3], swing: f32) {
             }
         }
     }
-}
-
-/// Bilinear sample of an `h x w` plane at `(x, y)`, replicating the border.
-pub(crate) fn bilinear(p: &[f32], h: usize, w: usize, x: f32, y: f32) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f32);
-    let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let top = p[y0 * w + x0] * (1.0 - fx) + p[y0 * w + x1] * fx;
-    let bottom = p[y1 * w + x0] * (1.0 - fx) + p[y1 * w + x1] * fx;
-    top * (1.0 - fy) + bottom * fy
 }
 
 #[cfg(test)]

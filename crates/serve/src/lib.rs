@@ -23,6 +23,7 @@ pub mod oip;
 pub mod openapi;
 pub mod recommend;
 pub mod routes;
+pub mod signs;
 pub mod speech;
 pub mod telemetry;
 pub mod translate;

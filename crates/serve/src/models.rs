@@ -11,6 +11,7 @@ use crate::error::{ApiError, ServeError};
 use crate::faces::FacesModel;
 use crate::oip::{InferRequest, InferResponse, ModelMetadata};
 use crate::recommend::RecommendModel;
+use crate::signs::SignsModel;
 use crate::speech::SpeechModel;
 use crate::translate::TranslateModel;
 
@@ -24,6 +25,8 @@ pub enum Served {
     Translate(TranslateModel),
     /// Recommendations.
     Recommend(RecommendModel),
+    /// Traffic signs.
+    Signs(SignsModel),
 }
 
 impl Served {
@@ -34,6 +37,7 @@ impl Served {
             Served::Faces(_) => Domain::Faces,
             Served::Translate(_) => Domain::Translate,
             Served::Recommend(_) => Domain::Recommend,
+            Served::Signs(_) => Domain::Perception,
         }
     }
 
@@ -44,6 +48,7 @@ impl Served {
             Served::Faces(m) => m.loaded(),
             Served::Translate(m) => m.loaded(),
             Served::Recommend(m) => m.loaded(),
+            Served::Signs(m) => m.loaded(),
         }
     }
 
@@ -59,6 +64,7 @@ impl Served {
             Served::Faces(_) => FacesModel::metadata(name),
             Served::Translate(_) => TranslateModel::metadata(name),
             Served::Recommend(_) => RecommendModel::metadata(name),
+            Served::Signs(_) => SignsModel::metadata(name),
         }
     }
 
@@ -69,6 +75,7 @@ impl Served {
             Served::Faces(m) => m.infer(name, req).await,
             Served::Translate(m) => m.infer(name, req).await,
             Served::Recommend(m) => m.infer(name, req).await,
+            Served::Signs(m) => m.infer(name, req).await,
         }
     }
 }
@@ -165,6 +172,9 @@ impl Models {
                     }
                     Domain::Recommend => {
                         Served::Recommend(RecommendModel::start(&name, dir, batch))
+                    }
+                    Domain::Perception => {
+                        Served::Signs(SignsModel::start(&name, dir, config.backend, batch))
                     }
                 };
                 (name, served)

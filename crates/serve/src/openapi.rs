@@ -26,6 +26,7 @@ use crate::routes;
         routes::translate,
         routes::recommend,
         routes::similar,
+        routes::classify_sign,
         routes::prometheus_metrics,
         routes::openapi_document,
     )
@@ -59,6 +60,7 @@ mod tests {
             "/v1/translate/{name}",
             "/v1/recommend/{name}",
             "/v1/recommend/{name}/similar",
+            "/v1/signs/{name}/classify",
             "/metrics",
             "/openapi.json",
         ] {
@@ -74,6 +76,7 @@ mod tests {
             "Recognition",
             "TranslatedLine",
             "Recommendations",
+            "SignAnswer",
         ] {
             assert!(schemas.contains_key(s), "schema {s} missing");
         }

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use profundo_core::manifest::Domain;
 use profundo_faces::photo::IdentifiedFace;
+use profundo_perception::app::SignAnswer;
 use profundo_recommend::app::{Recommendations, SimilarItems};
 use profundo_speech::app::Recognition;
 use profundo_translate::translator::TranslatedLine;
@@ -51,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/v1/translate/{name}", post(translate))
         .route("/v1/recommend/{name}", get(recommend))
         .route("/v1/recommend/{name}/similar", get(similar))
+        .route("/v1/signs/{name}/classify", post(classify_sign))
         .route("/metrics", get(prometheus_metrics))
         .route("/openapi.json", get(openapi_document))
         .with_state(state)
@@ -178,6 +180,27 @@ pub async fn recognize(
         .pop()
         .map(Json)
         .ok_or_else(|| ApiError::internal("no recognition"))
+}
+
+/// Classifies one sign image: the answer of `profundo signs classify --json`.
+#[utoipa::path(post, path = "/v1/signs/{name}/classify", tag = "perception",
+    params(("name" = String, Path, description = "A perception model's name"), UploadName),
+    request_body(content = Vec<u8>, content_type = "image/png"),
+    responses((status = 200, body = SignAnswer), (status = 400, body = ErrorBody)))]
+pub async fn classify_sign(
+    State(s): Shared,
+    Path(name): Path<String>,
+    q: Result<Query<UploadName>, QueryRejection>,
+    body: Bytes,
+) -> Result<Json<SignAnswer>, ApiError> {
+    let Served::Signs(m) = s.models.of_domain(&name, Domain::Perception)? else {
+        return Err(ApiError::internal("domain mismatch"));
+    };
+    let mut found = m.classify(vec![upload(q, body)?]).await?;
+    found
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::internal("no answer"))
 }
 
 fn faces_model<'a>(s: &'a AppState, name: &str) -> Result<&'a crate::faces::FacesModel, ApiError> {

@@ -14,14 +14,14 @@ use profundo_core::backend;
 use profundo_core::manifest::{
     Domain, ModelManifest, ModelSection, load_weights, save_weights, weights_file,
 };
-use profundo_core::train::{Examples, StopReason, TrainConfig, predict_proba};
+use profundo_core::train::{Examples, TrainConfig, predict_proba};
 use profundo_pipeline::ParamError;
 use profundo_pipeline::StageError;
 use profundo_pipeline::artifacts::{FeatureSet, FoldModel, Prediction, Split, TrainedClassifier};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
 use profundo_pipeline::stages::{
-    ClassificationSummary, FoldTraining, argmax, check_valid_fraction, cut_validation, fold_seed,
-    member_tag, sanitize, test_views,
+    ClassificationSummary, FoldTraining, TrainingRecord, argmax, check_valid_fraction,
+    cut_validation, fold_seed, member_tag, sanitize, test_views,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,28 +52,7 @@ pub struct SpeechModel {
 }
 
 /// How a speech model was trained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeechTraining {
-    /// Optimisation settings.
-    pub config: TrainConfig,
-    /// Augmentation of the inputs.
-    pub augment: Augment2dConfig,
-    /// The fold (`final`: all data).
-    pub fold: String,
-    /// Items fitted on.
-    pub train_items: usize,
-    /// Items that picked the best epoch.
-    pub valid_items: usize,
-    /// The epoch whose weights were kept (first network).
-    pub best_epoch: usize,
-    /// Why training ended (first network).
-    pub stop: StopReason,
-    /// The fold's seed.
-    pub seed: u64,
-    /// Backend it was trained on.
-    pub backend: String,
-}
+pub type SpeechTraining = TrainingRecord<Augment2dConfig>;
 
 impl ModelSection for SpeechModel {
     const DOMAIN: Domain = Domain::Speech;
@@ -383,7 +362,7 @@ mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tensor};
     use profundo_core::backend::BackendKind;
-    use profundo_core::train::TrainRun;
+    use profundo_core::train::{StopReason, TrainRun};
 
     fn manifest(networks: Vec<ConvClassifierConfig>, shape: [usize; 3]) -> SpeechManifest {
         let features = serde_json::from_value(serde_json::json!({

@@ -61,6 +61,33 @@ pub struct TrainConfig {
     pub label_smoothing: f32,
     /// Clip the gradient norm to this value.
     pub grad_clip: Option<f32>,
+    /// Which epoch's weights training returns: the best on the validation items
+    /// (`"best"`, the default) or the last (`"last"`: the validation items are only
+    /// watched, e.g. when they are too few to pick an epoch reliably; `patience` then never
+    /// stops early).
+    #[serde(skip_serializing_if = "Keep::is_best")]
+    pub keep: Keep,
+}
+
+/// Which epoch's weights [`TrainRun::fit`] returns ([`TrainConfig::keep`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// The epoch with the best validation accuracy (the last without validation items).
+    #[default]
+    Best,
+    /// The last epoch.
+    Last,
+}
+
+impl Keep {
+    /// Whether this is the default, [`Keep::Best`] (left out of serialised settings, so
+    /// that cache keys and manifests written before the option existed stay the same).
+    pub fn is_best(&self) -> bool {
+        *self == Keep::Best
+    }
 }
 
 impl Default for TrainConfig {
@@ -78,6 +105,7 @@ impl Default for TrainConfig {
             budget_s: None,
             label_smoothing: 0.0,
             grad_clip: None,
+            keep: Keep::Best,
         }
     }
 }
@@ -279,7 +307,13 @@ impl TrainRun<'_> {
                 rec.valid_accuracy.unwrap_or(0.0),
                 -rec.valid_loss.unwrap_or(rec.train_loss),
             );
-            if valid.is_empty() || state.best_epoch == 0 || score > state.best_score() {
+            let keep_this = match cfg.keep {
+                Keep::Last => true,
+                Keep::Best => {
+                    valid.is_empty() || state.best_epoch == 0 || score > state.best_score()
+                }
+            };
+            if keep_this {
                 best = snapshot(&model);
                 state.best_epoch = epoch;
                 state.best = Some(score);

@@ -331,3 +331,34 @@ fn a_separable_toy_problem_is_learned() {
     let best = out.history[out.best_epoch - 1].valid_accuracy.unwrap();
     assert_eq!(best, 1.0, "{:?}", out.history);
 }
+
+#[test]
+fn keep_last_returns_the_last_epoch_and_keeps_old_settings_serialised_as_before() {
+    // Separable data: two classes by the sign of the image.
+    let labels: Vec<usize> = (0..8).map(|i| i % 2).collect();
+    let x: Vec<f32> = (0..8 * 16)
+        .map(|i| if labels[i / 16] == 0 { -1.0 } else { 1.0 } + (i % 5) as f32 * 0.01)
+        .collect();
+    let cfg = |keep| TrainConfig {
+        epochs: 6,
+        batch_size: 4,
+        lr: 0.05,
+        keep,
+        ..TrainConfig::default()
+    };
+    let last = tiny_with(x.clone(), labels.clone(), cfg(Keep::Last)).unwrap();
+    assert_eq!(last.best_epoch, 6, "keep = last returns the last epoch");
+    let best = tiny_with(x, labels, cfg(Keep::Best)).unwrap();
+    let top = best
+        .history
+        .iter()
+        .map(|r| r.valid_accuracy.unwrap())
+        .fold(0.0, f64::max);
+    let chosen = best.history[best.best_epoch - 1].valid_accuracy.unwrap();
+    assert_eq!(chosen, top, "keep = best returns a best epoch");
+    // The default is left out of the serialised settings (cache keys stay the same).
+    let json = serde_json::to_string(&TrainConfig::default()).unwrap();
+    assert!(!json.contains("keep"), "{json}");
+    let json = serde_json::to_string(&cfg(Keep::Last)).unwrap();
+    assert!(json.contains(r#""keep":"last""#), "{json}");
+}

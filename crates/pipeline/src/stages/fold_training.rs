@@ -115,6 +115,31 @@ impl FoldTraining<'_> {
     }
 }
 
+/// How one fold's network was trained, as its model manifest records it (`augment`: the
+/// domain's augmentation settings).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingRecord<A> {
+    /// Optimisation settings.
+    pub config: TrainConfig,
+    /// Augmentation of the inputs.
+    pub augment: A,
+    /// The fold (`final`: all data).
+    pub fold: String,
+    /// Items fitted on.
+    pub train_items: usize,
+    /// Items that picked (or watched) the epochs.
+    pub valid_items: usize,
+    /// The epoch whose weights were kept (first network of an ensemble).
+    pub best_epoch: usize,
+    /// Why training ended (first network of an ensemble).
+    pub stop: profundo_core::train::StopReason,
+    /// The fold's seed.
+    pub seed: u64,
+    /// Backend it was trained on.
+    pub backend: String,
+}
+
 /// The tag of ensemble member `k` of fold `fold` (its checkpoint folder and log label):
 /// member 0 keeps the fold's own, so a single model resumes exactly as before ensembles.
 pub fn member_tag(fold: &str, k: usize) -> String {
@@ -150,21 +175,31 @@ pub fn cut_validation(
     fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
+    cut_by(items, train, fraction, seed, ItemMeta::origin)
+}
+
+/// Holds out `fraction` of the distinct `key`s among `train` (seeded) with every item
+/// that has one; validation keeps originals only.
+fn cut_by(
+    items: &[ItemMeta],
+    train: &[usize],
+    fraction: f64,
+    seed: u64,
+    key: impl Fn(&ItemMeta) -> &str,
+) -> (Vec<usize>, Vec<usize>) {
     if fraction <= 0.0 {
         return (train.to_vec(), Vec::new());
     }
-    let mut origins: Vec<&str> = train.iter().map(|&i| items[i].origin()).collect();
-    origins.sort();
-    origins.dedup();
-    origins.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
-    let n_valid = ((origins.len() as f64) * fraction).round() as usize;
-    let held: std::collections::HashSet<&str> = origins[..n_valid.min(origins.len())]
-        .iter()
-        .copied()
-        .collect();
+    let mut keys: Vec<&str> = train.iter().map(|&i| key(&items[i])).collect();
+    keys.sort();
+    keys.dedup();
+    keys.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5EED));
+    let n_valid = ((keys.len() as f64) * fraction).round() as usize;
+    let held: std::collections::HashSet<&str> =
+        keys[..n_valid.min(keys.len())].iter().copied().collect();
     let (mut t, mut v) = (Vec::new(), Vec::new());
     for &i in train {
-        if held.contains(items[i].origin()) {
+        if held.contains(key(&items[i])) {
             if !items[i].is_augmented() {
                 v.push(i);
             }
@@ -173,4 +208,51 @@ pub fn cut_validation(
         }
     }
     (t, v)
+}
+
+/// Splits training indices into (train, valid) by whole groups: `fraction` of the groups
+/// among `train` (seeded) go to validation with all their items. For data whose groups
+/// are near-duplicates of one another (GTSRB's tracks: 30 frames of one physical sign),
+/// where holding out single items would validate on what training has already seen.
+/// Augmented copies and test-time views are never validated on.
+pub fn cut_validation_groups(
+    items: &[ItemMeta],
+    train: &[usize],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    cut_by(items, train, fraction, seed, |it| it.group.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, group: &str) -> ItemMeta {
+        ItemMeta {
+            name: name.into(),
+            source: None,
+            label: "a".into(),
+            group: group.into(),
+            fields: Default::default(),
+            path: String::new(),
+            view: None,
+        }
+    }
+
+    #[test]
+    fn validation_by_groups_holds_out_whole_groups() {
+        let items: Vec<ItemMeta> = (0..40)
+            .map(|i| item(&format!("i{i}"), &format!("track{}", i / 4)))
+            .collect();
+        let all: Vec<usize> = (0..40).collect();
+        let (t, v) = cut_validation_groups(&items, &all, 0.2, 7);
+        assert_eq!(v.len(), 8, "2 of 10 tracks, 4 frames each");
+        assert_eq!(t.len() + v.len(), 40);
+        for &i in &v {
+            assert!(t.iter().all(|&j| items[j].group != items[i].group));
+        }
+        assert_eq!(cut_validation_groups(&items, &all, 0.2, 7), (t, v));
+        assert_eq!(cut_validation_groups(&items, &all, 0.0, 7).1.len(), 0);
+    }
 }

@@ -8,8 +8,8 @@ mod split;
 pub use eval::{ClassificationSummary, EvalClassification};
 pub use export::ExportModel;
 pub use fold_training::{
-    FoldTraining, argmax, check_valid_fraction, cut_validation, fold_seed, member_tag, sanitize,
-    test_views,
+    FoldTraining, TrainingRecord, argmax, check_valid_fraction, cut_validation,
+    cut_validation_groups, fold_seed, member_tag, sanitize, test_views,
 };
 pub use split::{SplitByGroup, SplitByPattern};
 
