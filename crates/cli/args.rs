@@ -286,7 +286,7 @@ pub enum BenchCommand {
 #[derive(Debug, Args)]
 pub struct BenchModelsArgs {
     /// Models to time, comma-separated (default: all): speech-cnn, faces-resnet,
-    /// translate-transformer, recommend-mf.
+    /// translate-transformer, recommend-mf, signs-cnn.
     #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
     /// Backends to time, comma-separated (default: every compiled backend but the

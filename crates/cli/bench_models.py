@@ -35,6 +35,7 @@ SPEECH_SHAPE, SPEECH_CLASSES, SPEECH_BATCH = (1, 13, 48), 10, 64
 FACES_SHAPE, FACES_PEOPLE, FACES_BATCH = (1, 56, 46), 40, 32
 VOCAB, MT_BATCH, MT_LEN = 8000, 128, 12
 MF_USERS, MF_ITEMS, MF_FACTORS, MF_BATCH = 943, 1682, 64, 512
+SIGNS_SHAPE, SIGNS_CLASSES, SIGNS_BATCH = (3, 32, 32), 43, 64
 
 # Where tensors and models live (--device).
 DEVICE = torch.device("cpu")
@@ -186,6 +187,33 @@ def classifier(model, shape, batch, classes, smoothing, infer):
     }
 
 
+# Perception: profundo_perception::model::SignNet (contrast normalisation, stages of
+# conv-BN-ReLU then 2x2 max pooling, a head on the flattened last map).
+class SignNet(nn.Module):
+    def __init__(self, channels=(32, 64, 128), convs=2, classes=SIGNS_CLASSES, dropout=0.3, size=32):
+        super().__init__()
+        layers, prev = [], 3
+        for ch in channels:
+            for k in range(convs):
+                layers += [nn.Conv2d(prev if k == 0 else ch, ch, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(ch), nn.ReLU()]
+            layers.append(nn.MaxPool2d(2, 2))
+            prev = ch
+        self.features = nn.Sequential(*layers)
+        side = size >> len(channels)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(prev * side * side, classes)
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        var, mean = torch.var_mean(flat, 1, keepdim=True, unbiased=False)
+        x = ((flat - mean) / (var + 1e-4).sqrt()).reshape(x.shape)
+        return self.head(self.dropout(self.features(x).flatten(1)))
+
+    def train_logits(self, x, y):
+        return self(x)
+
+
 # Translation: profundo_translate::model::Seq2Seq (pre-norm, GELU, tied embedding).
 def sinusoids(length, d):
     pos = torch.arange(length, dtype=torch.float32)[:, None]
@@ -326,6 +354,9 @@ def prepare(name):
         return transformer()
     if name == "recommend-mf":
         return factorisation()
+    if name == "signs-cnn":
+        m = SignNet()
+        return classifier(m, SIGNS_SHAPE, SIGNS_BATCH, SIGNS_CLASSES, 0.0, m)
     raise SystemExit(f"unknown model {name!r}")
 
 

@@ -19,14 +19,17 @@ pub enum Workload {
     TranslateTransformer,
     /// The MovieLens-100K matrix factorisation (64 factors, 943 users, 1,682 items).
     RecommendMf,
+    /// The GTSRB pipeline's sign CNN (32x32 RGB, 43 classes).
+    SignsCnn,
 }
 
 /// Every workload, in table order.
-pub const ALL: [Workload; 4] = [
+pub const ALL: [Workload; 5] = [
     Workload::SpeechCnn,
     Workload::FacesResnet,
     Workload::TranslateTransformer,
     Workload::RecommendMf,
+    Workload::SignsCnn,
 ];
 
 impl Workload {
@@ -37,6 +40,7 @@ impl Workload {
             Self::FacesResnet => profundo_faces::bench::workload(),
             Self::TranslateTransformer => profundo_translate::bench::workload(),
             Self::RecommendMf => profundo_recommend::bench::workload(),
+            Self::SignsCnn => profundo_perception::bench::workload(),
         }
     }
 

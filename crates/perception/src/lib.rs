@@ -11,12 +11,14 @@
 //! - [`train`]: the `perception.train` stage (the shared loop, validation by whole tracks)
 //!   and the typed model directory.
 //! - [`stages`]: `perception.load_signs` and `perception.corruptions` (robustness).
+//! - [`bench`]: the CNN as `profundo bench models` times it.
 //! - [`app`]: `classify` sign images, with an occlusion heat map that explains the answer.
 
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod augment;
+pub mod bench;
 pub mod classes;
 pub mod corrupt;
 pub mod error;

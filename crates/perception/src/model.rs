@@ -36,7 +36,7 @@ impl Default for SignNetConfig {
     fn default() -> Self {
         Self {
             channels: vec![32, 64, 128],
-            convs_per_stage: 1,
+            convs_per_stage: 2,
             dropout: 0.3,
             multi_scale: false,
         }
