@@ -267,6 +267,9 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Latency of `speech recognize` on one clip, model already loaded.
     Recognize(BenchRecognizeArgs),
+    /// Latency of `signs classify` on one image and throughput on a batch of 64, model
+    /// already loaded.
+    Signs(BenchRecognizeArgs),
     /// Face embedding latency and identification against a synthetic 10,000-person gallery.
     Faces(BenchFacesArgs),
     /// Top-K latency for a trained recommender and for a synthetic 1,000,000-item catalogue.
@@ -417,7 +420,7 @@ pub struct BenchFacesArgs {
 pub struct BenchRecognizeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The clip to recognise.
+    /// The clip to recognise (`bench signs`: the sign image to classify).
     pub file: PathBuf,
     /// Timed repetitions.
     #[arg(long, default_value_t = 200)]

@@ -10,6 +10,7 @@ use crate::args::{BenchArgs, BenchCommand, BenchFacesArgs, BenchRecognizeArgs};
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     match a.command {
         BenchCommand::Recognize(r) => recognize(r),
+        BenchCommand::Signs(r) => signs(r),
         BenchCommand::Faces(f) => faces(f),
         BenchCommand::Recommend(r) => crate::bench_recommend::recommend(r),
         BenchCommand::Ingest(i) => crate::bench_recommend::ingest(i),
@@ -50,6 +51,57 @@ fn recognize(a: BenchRecognizeArgs) -> anyhow::Result<()> {
         "model load: {load_ms:.1} ms; clip {} ({:.2} s); backend {}; {iters} iterations; {} threads",
         a.file.display(),
         audio.seconds(),
+        a.model.backend,
+        rayon_threads()
+    );
+    print_table(&header, &rows, iters, a.model.backend, a.json)
+}
+
+/// Images per call of the batch row of `bench signs` (the pipeline's batch size).
+const SIGN_BATCH: usize = 64;
+
+fn signs(a: BenchRecognizeArgs) -> anyhow::Result<()> {
+    use profundo_perception::app::SignClassifier;
+    let t0 = Instant::now();
+    let clf = SignClassifier::load(&a.model.model, a.model.backend, &a.model.device)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let bytes = std::fs::read(&a.file)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open: {e}", a.file.display()))?;
+    let prepare = || -> anyhow::Result<Vec<f32>> {
+        let img = profundo_perception::picture::decode(&bytes, &a.file)?;
+        Ok(clf.prepare(&img).0)
+    };
+    let x = prepare()?;
+    let batch: Vec<f32> = x.repeat(SIGN_BATCH);
+    let iters = a.iters.max(1);
+    for _ in 0..10 {
+        std::hint::black_box(clf.probabilities(&x));
+    }
+    let (mut decode, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..iters {
+        let t = Instant::now();
+        std::hint::black_box(prepare()?);
+        decode.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        std::hint::black_box(clf.probabilities(&prepare()?));
+        one.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    for _ in 0..(iters / 8).max(3) {
+        let t = Instant::now();
+        std::hint::black_box(clf.probabilities(&batch));
+        many.push(t.elapsed().as_secs_f64() * 1e3 / SIGN_BATCH as f64);
+    }
+    for v in [&mut decode, &mut one, &mut many] {
+        v.sort_by(f64::total_cmp);
+    }
+    let rows = [
+        ("decode + resize", &decode),
+        ("classify 1 sign (decode + model)", &one),
+        ("classify a batch of 64, per sign", &many),
+    ];
+    let header = format!(
+        "model load: {load_ms:.1} ms; image {}; backend {}; {iters} iterations; {} threads",
+        a.file.display(),
         a.model.backend,
         rayon_threads()
     );

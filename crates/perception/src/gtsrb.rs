@@ -499,8 +499,11 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Vec<SignImage>> {
              train/<class>/ and test/<class>/)",
         ));
     }
-    let mut jobs = subsample(jobs, opts);
+    // Stable: an image both zipped and unpacked beside its archive is read once, from the
+    // archive (the trees' order).
     jobs.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+    jobs.dedup_by(|a, b| a.meta.name == b.meta.name);
+    let jobs = subsample(jobs, opts);
     let size = opts.size;
     jobs.into_par_iter()
         .map(|job| {
@@ -583,6 +586,11 @@ mod tests {
         mini_gtsrb(dir.path());
         let signs = load(dir.path(), &opts()).unwrap();
         assert_eq!(signs.len(), 2 * 2 * 3 + 4);
+        // The same training images unpacked beside their archive are not read twice.
+        let zip_path = dir.path().join("GTSRB_Final_Training_Images.zip");
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+        z.extract(dir.path()).unwrap();
+        assert_eq!(load(dir.path(), &opts()).unwrap().len(), 2 * 2 * 3 + 4);
         let train: Vec<&SignImage> = signs.iter().filter(|s| s.meta.group != "test").collect();
         assert_eq!(train.len(), 12);
         let first = &train[0].meta;
