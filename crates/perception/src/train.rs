@@ -14,11 +14,11 @@ use profundo_core::manifest::{
     Domain, ModelManifest, ModelSection, load_weights, save_weights, weights_file,
 };
 use profundo_core::train::{Examples, TrainConfig, predict_proba};
-use profundo_pipeline::artifacts::{FeatureSet, FoldModel, Prediction, Split, TrainedClassifier};
+use profundo_pipeline::artifacts::{FeatureSet, FoldModel, Split, TrainedClassifier};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
 use profundo_pipeline::stages::{
-    ClassificationSummary, FoldTraining, TrainingRecord, argmax, check_valid_fraction,
-    cut_validation_groups, fold_seed, sanitize,
+    ClassificationSummary, FoldTraining, TrainingRecord, check_valid_fraction,
+    cut_validation_groups, fold_seed, held_out_predictions, log_history, sanitize,
 };
 use profundo_pipeline::{ParamError, StageError};
 use serde::{Deserialize, Serialize};
@@ -202,44 +202,12 @@ impl TypedStage for TrainSigns {
             .member(ctx, &fold.name, seed, |d| {
                 p.model.init(size, fs.items.labels.len(), d)
             })?;
-            for r in &out.history {
-                ctx.log(&format!(
-                    "fold {} epoch {}: loss {:.4} acc {:.4} valid_loss {} valid_acc {} lr {:.2e} ({:.1}s)",
-                    fold.name,
-                    r.epoch,
-                    r.train_loss,
-                    r.train_accuracy,
-                    r.valid_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                    r.valid_accuracy.map_or("-".into(), |v| format!("{v:.4}")),
-                    r.lr,
-                    r.seconds
-                ));
-            }
+            log_history(ctx, &fold.name, &out.history);
             let model = out.model.valid();
             let probs = predict_proba(&model, data, &test, 256, &plain);
             let seconds = t0.elapsed().as_secs_f64();
-            let predictions: Vec<Prediction> = test
-                .iter()
-                .zip(probs)
-                .map(|(&i, probs)| Prediction {
-                    name: fs.items.items[i].name.clone(),
-                    group: fs.items.items[i].group.clone(),
-                    truth: labels[i],
-                    probs,
-                })
-                .collect();
-            if !predictions.is_empty() {
-                let hits = predictions
-                    .iter()
-                    .filter(|pr| argmax(&pr.probs) == pr.truth)
-                    .count();
-                ctx.log(&format!(
-                    "fold {}: test accuracy {:.4} ({hits}/{})",
-                    fold.name,
-                    hits as f64 / predictions.len() as f64,
-                    predictions.len()
-                ));
-            }
+            let predictions =
+                held_out_predictions(ctx, &fold.name, &fs.items.items, &labels, &test, probs);
             let rel = format!("fold-{}", sanitize(&fold.name));
             let dir = models_root.join(&rel);
             let section = SignModel {

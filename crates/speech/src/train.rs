@@ -17,11 +17,11 @@ use profundo_core::manifest::{
 use profundo_core::train::{Examples, TrainConfig, predict_proba};
 use profundo_pipeline::ParamError;
 use profundo_pipeline::StageError;
-use profundo_pipeline::artifacts::{FeatureSet, FoldModel, Prediction, Split, TrainedClassifier};
+use profundo_pipeline::artifacts::{FeatureSet, FoldModel, Split, TrainedClassifier};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
 use profundo_pipeline::stages::{
-    ClassificationSummary, FoldTraining, TrainingRecord, argmax, check_valid_fraction,
-    cut_validation, fold_seed, member_tag, sanitize, test_views,
+    ClassificationSummary, FoldTraining, TrainingRecord, check_valid_fraction, cut_validation,
+    fold_seed, held_out_predictions, log_history, member_tag, sanitize, test_views,
 };
 use serde::{Deserialize, Serialize};
 
@@ -262,17 +262,7 @@ impl TypedStage for TrainSpeech {
                 let out = fold_training.member(ctx, &tag, seed.wrapping_add(k as u64), |d| {
                     cfg.init(fs.shape, fs.items.labels.len(), d)
                 })?;
-                for r in &out.history {
-                    ctx.log(&format!(
-                        "fold {tag} epoch {}: loss {:.4} acc {:.4} valid_loss {} valid_acc {} lr {:.2e}",
-                        r.epoch,
-                        r.train_loss,
-                        r.train_accuracy,
-                        r.valid_loss.map_or("-".into(), |v| format!("{v:.4}")),
-                        r.valid_accuracy.map_or("-".into(), |v| format!("{v:.4}")),
-                        r.lr
-                    ));
-                }
+                log_history(ctx, &tag, &out.history);
                 let model = out.model.valid();
                 // The test items, then each of their views (a view's items pass through
                 // together, so batch norm per speaker sees one speaker in one view).
@@ -288,27 +278,8 @@ impl TypedStage for TrainSpeech {
             let seconds = t0.elapsed().as_secs_f64();
             let (history, best_epoch, stop) =
                 first.ok_or_else(|| StageError::Other("no network to train".into()))?;
-            let predictions: Vec<Prediction> = test
-                .iter()
-                .zip(probs)
-                .map(|(&i, probs)| Prediction {
-                    name: fs.items.items[i].name.clone(),
-                    group: fs.items.items[i].group.clone(),
-                    truth: labels[i],
-                    probs,
-                })
-                .collect();
-            if !predictions.is_empty() {
-                let hits = predictions
-                    .iter()
-                    .filter(|pr| argmax(&pr.probs) == pr.truth)
-                    .count();
-                ctx.log(&format!(
-                    "fold {fold}: held-out accuracy {:.4} ({hits}/{})",
-                    hits as f64 / predictions.len() as f64,
-                    predictions.len()
-                ));
-            }
+            let predictions =
+                held_out_predictions(ctx, &fold, &fs.items.items, &labels, &test, probs);
             let rel = format!("fold-{}", sanitize(&fold));
             let dir = models_root.join(&rel);
             let section = SpeechModel {

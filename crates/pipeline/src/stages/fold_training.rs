@@ -115,6 +115,61 @@ impl FoldTraining<'_> {
     }
 }
 
+/// Logs each epoch of a fold's training history into the stage's log, one line each.
+pub fn log_history(
+    ctx: &mut StageContext,
+    tag: &str,
+    history: &[profundo_core::train::EpochRecord],
+) {
+    for r in history {
+        ctx.log(&format!(
+            "fold {tag} epoch {}: loss {:.4} acc {:.4} valid_loss {} valid_acc {} lr {:.2e} ({:.1}s)",
+            r.epoch,
+            r.train_loss,
+            r.train_accuracy,
+            r.valid_loss.map_or("-".into(), |v| format!("{v:.4}")),
+            r.valid_accuracy.map_or("-".into(), |v| format!("{v:.4}")),
+            r.lr,
+            r.seconds
+        ));
+    }
+}
+
+/// The held-out predictions of the items `test` (indices into `items`, true classes in
+/// `labels`) from their probability rows, in `test`'s order; logs the fold's held-out
+/// accuracy when there are any.
+pub fn held_out_predictions(
+    ctx: &mut StageContext,
+    fold: &str,
+    items: &[ItemMeta],
+    labels: &[usize],
+    test: &[usize],
+    probs: Vec<Vec<f32>>,
+) -> Vec<crate::artifacts::Prediction> {
+    let predictions: Vec<crate::artifacts::Prediction> = test
+        .iter()
+        .zip(probs)
+        .map(|(&i, probs)| crate::artifacts::Prediction {
+            name: items[i].name.clone(),
+            group: items[i].group.clone(),
+            truth: labels[i],
+            probs,
+        })
+        .collect();
+    if !predictions.is_empty() {
+        let hits = predictions
+            .iter()
+            .filter(|pr| argmax(&pr.probs) == pr.truth)
+            .count();
+        ctx.log(&format!(
+            "fold {fold}: held-out accuracy {:.4} ({hits}/{})",
+            hits as f64 / predictions.len() as f64,
+            predictions.len()
+        ));
+    }
+    predictions
+}
+
 /// How one fold's network was trained, as its model manifest records it (`augment`: the
 /// domain's augmentation settings).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

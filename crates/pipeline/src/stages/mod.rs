@@ -9,7 +9,8 @@ pub use eval::{ClassificationSummary, EvalClassification};
 pub use export::ExportModel;
 pub use fold_training::{
     FoldTraining, TrainingRecord, argmax, check_valid_fraction, cut_validation,
-    cut_validation_groups, fold_seed, member_tag, sanitize, test_views,
+    cut_validation_groups, fold_seed, held_out_predictions, log_history, member_tag, sanitize,
+    test_views,
 };
 pub use split::{SplitByGroup, SplitByPattern};
 
