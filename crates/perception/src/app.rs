@@ -167,15 +167,6 @@ impl SignClassifier {
             .collect()
     }
 
-    /// Reads and classifies one image file.
-    pub fn classify_file(&self, path: &Path, top: usize) -> Result<SignAnswer> {
-        let img = picture::read(path)?;
-        let shown = path.display().to_string();
-        self.classify_images(&[(shown, img)], top)
-            .pop()
-            .ok_or_else(|| PerceptionError::image(path, "no answer"))
-    }
-
     /// The occlusion heat map of `class` for one input: for each pixel, the mean drop in
     /// the class's probability when a patch of a quarter of the side, filled with the
     /// image's mean colour, covers it (`size x size` values, row after row; larger: more

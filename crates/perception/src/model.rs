@@ -46,6 +46,20 @@ impl Default for SignNetConfig {
 impl SignNetConfig {
     /// Checks the settings against an input of `size x size` pixels.
     pub fn check(&self, size: usize) -> Result<()> {
+        self.check_layers()?;
+        let shrink = 1usize << self.channels.len();
+        if size < shrink || !size.is_multiple_of(shrink) {
+            return Err(PerceptionError::Config(format!(
+                "{} stages halve the input {} times: its side ({size}) must be a multiple of {shrink}",
+                self.channels.len(),
+                self.channels.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the settings that do not depend on the input size.
+    pub fn check_layers(&self) -> Result<()> {
         if self.channels.is_empty() || self.channels.contains(&0) {
             return Err(PerceptionError::Config(
                 "model.channels needs at least one stage, each with channels > 0".into(),
@@ -60,14 +74,6 @@ impl SignNetConfig {
             return Err(PerceptionError::Config(format!(
                 "model.dropout must be in [0, 1), got {}",
                 self.dropout
-            )));
-        }
-        let shrink = 1usize << self.channels.len();
-        if size < shrink || !size.is_multiple_of(shrink) {
-            return Err(PerceptionError::Config(format!(
-                "{} stages halve the input {} times: its side ({size}) must be a multiple of {shrink}",
-                self.channels.len(),
-                self.channels.len()
             )));
         }
         Ok(())

@@ -129,19 +129,9 @@ impl TypedStage for TrainSigns {
     const OUTPUT: &'static str = TrainedClassifier::TYPE;
 
     fn check(p: &Self::Params) -> Result<(), ParamError> {
-        if p.model.channels.is_empty() || p.model.convs_per_stage == 0 {
-            return Err(ParamError::rule(
-                "model",
-                "needs at least one stage (channels) and one convolution per stage",
-            ));
-        }
-        if !(0.0..1.0).contains(&p.model.dropout) {
-            return Err(ParamError::new(
-                "model.dropout",
-                p.model.dropout,
-                "must be in [0, 1)",
-            ));
-        }
+        p.model
+            .check_layers()
+            .map_err(|e| ParamError::rule("model", e.to_string()))?;
         p.augment
             .check()
             .map_err(|(name, m)| ParamError::rule(format!("augment.{name}"), m))?;

@@ -9,9 +9,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Device;
 use profundo_core::backend;
+use profundo_core::metrics::mean_std;
 use profundo_core::plots::{GridCell, image_grid};
+use profundo_core::train::{Examples, predict_proba};
 use profundo_pipeline::artifacts::{FeatureSet, MetricsArtifact, TrainedClassifier};
 use profundo_pipeline::registry::{Artifact, Slot, StageContext, TypedStage, input};
 use profundo_pipeline::stages::argmax;
@@ -99,46 +101,39 @@ fn image_seed(seed: u64, item: usize, c: Corruption, severity: usize) -> u64 {
 fn corrupted(
     fs: &FeatureSet,
     items: &[usize],
-    c: Option<(Corruption, usize)>,
+    (c, severity): (Corruption, usize),
     seed: u64,
 ) -> Vec<f32> {
     let n: usize = fs.shape.iter().product();
     let mut out = vec![0f32; items.len() * n];
     out.par_chunks_mut(n).zip(items).for_each(|(x, &i)| {
         x.copy_from_slice(fs.item(i));
-        if let Some((c, s)) = c {
-            let mut rng = StdRng::seed_from_u64(image_seed(seed, i, c, s));
-            c.apply(x, fs.shape, s, &mut rng);
-        }
+        let mut rng = StdRng::seed_from_u64(image_seed(seed, i, c, severity));
+        c.apply(x, fs.shape, severity, &mut rng);
     });
     out
 }
 
-/// The predicted class of each image in `x` (`[3, h, w]` after one another).
+/// The predicted class of each image in `x` (`[3, h, w]` after one another; `truth` holds
+/// their classes, one each), through the shared loop's batched inference.
 fn predict(
     model: &SignNet,
-    x: Vec<f32>,
+    x: &[f32],
     shape: [usize; 3],
-    device: &burn::tensor::Device,
+    truth: &[usize],
+    device: &Device,
 ) -> Vec<usize> {
-    let n: usize = shape.iter().product();
-    let count = x.len() / n.max(1);
-    let mut out = Vec::with_capacity(count);
-    for chunk in x.chunks(256 * n) {
-        let b = chunk.len() / n;
-        let t = Tensor::<4>::from_data(
-            TensorData::new(chunk.to_vec(), [b, shape[0], shape[1], shape[2]]),
-            device,
-        );
-        let logits: Vec<f32> = model
-            .forward(t)
-            .into_data()
-            .try_to_vec()
-            .unwrap_or_default();
-        let classes = logits.len() / b.max(1);
-        out.extend(logits.chunks(classes.max(1)).map(argmax));
-    }
-    out
+    let data = Examples {
+        x,
+        shape,
+        labels: truth,
+        groups: None,
+    };
+    let idx: Vec<usize> = (0..truth.len()).collect();
+    predict_proba(model, data, &idx, 256, device)
+        .iter()
+        .map(|p| argmax(p))
+        .collect()
 }
 
 impl TypedStage for Corruptions {
@@ -191,6 +186,8 @@ impl TypedStage for Corruptions {
         let mut severities = p.severities.clone();
         severities.sort();
         severities.dedup();
+        // The severity the example grid shows.
+        let mid = severities[severities.len() / 2];
         // Hits per (corruption, severity), pooled over the folds; clean hits.
         let mut hits: BTreeMap<(Corruption, usize), usize> = BTreeMap::new();
         let (mut clean_hits, mut total) = (0usize, 0usize);
@@ -215,23 +212,19 @@ impl TypedStage for Corruptions {
             let (model, _) = load_model(&trained.model_path(fold), &device)?;
             let truth: Vec<usize> = fold.predictions.iter().map(|pr| pr.truth).collect();
             let score = |pred: &[usize]| pred.iter().zip(&truth).filter(|(a, b)| a == b).count();
-            let clean = predict(
-                &model,
-                corrupted(fs, &items, None, p.seed),
-                fs.shape,
-                &device,
-            );
+            // The clean images' answers are the training stage's held-out predictions.
+            let clean: Vec<usize> = fold
+                .predictions
+                .iter()
+                .map(|pr| argmax(&pr.probs))
+                .collect();
             clean_hits += score(&clean);
             total += items.len();
             let mut shown: Vec<(Corruption, Vec<usize>)> = Vec::new();
             for &c in &p.corruptions {
                 for &s in &severities {
-                    let pred = predict(
-                        &model,
-                        corrupted(fs, &items, Some((c, s)), p.seed),
-                        fs.shape,
-                        &device,
-                    );
+                    let x = corrupted(fs, &items, (c, s), p.seed);
+                    let pred = predict(&model, &x, fs.shape, &truth, &device);
                     let h = score(&pred);
                     ctx.log(&format!(
                         "fold {}: {c} severity {s}: accuracy {:.4} ({h}/{})",
@@ -240,13 +233,19 @@ impl TypedStage for Corruptions {
                         items.len()
                     ));
                     *hits.entry((c, s)).or_default() += h;
-                    if s == severities[severities.len() / 2] {
+                    if s == mid {
                         shown.push((c, pred));
                     }
                 }
             }
             if grid.is_empty() {
-                grid = example_grid(fs, &items, &truth, &clean, &shown, p, &trained.labels);
+                let shown = Shown {
+                    truth: &truth,
+                    clean: &clean,
+                    corrupted: &shown,
+                    severity: mid,
+                };
+                grid = example_grid(fs, &items, &shown, p, &trained.labels);
             }
         }
         if total == 0 {
@@ -262,10 +261,7 @@ impl TypedStage for Corruptions {
                 accuracy: h as f64 / total as f64,
             })
             .collect();
-        let mean = |it: &mut dyn Iterator<Item = f64>| {
-            let v: Vec<f64> = it.collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
+        let mean = |it: &mut dyn Iterator<Item = f64>| mean_std(&it.collect::<Vec<_>>()).0;
         let by_severity: BTreeMap<usize, f64> = severities
             .iter()
             .map(|&s| {
@@ -291,7 +287,6 @@ impl TypedStage for Corruptions {
         let plot_dir = ctx.work_dir.join("plots");
         std::fs::create_dir_all(&plot_dir)
             .map_err(|e| StageError::data(&plot_dir, e.to_string()))?;
-        let mid = severities[severities.len() / 2];
         let mut headers = vec!["clean".to_string()];
         headers.extend(p.corruptions.iter().map(|c| c.name().replace('_', " ")));
         image_grid(
@@ -319,15 +314,23 @@ impl TypedStage for Corruptions {
 
 /// The first `examples` test images, evenly spread over the test set: clean and under
 /// each corruption, captioned with the predicted sign.
+/// What the example grid shows of one fold's test images (in its `items` order).
+struct Shown<'a> {
+    truth: &'a [usize],
+    clean: &'a [usize],
+    /// Predictions under each corruption at `severity`.
+    corrupted: &'a [(Corruption, Vec<usize>)],
+    severity: usize,
+}
+
 fn example_grid(
     fs: &FeatureSet,
     items: &[usize],
-    truth: &[usize],
-    clean: &[usize],
-    shown: &[(Corruption, Vec<usize>)],
+    shown: &Shown,
     p: &CorruptionsParams,
     labels: &[String],
 ) -> Vec<Vec<GridCell>> {
+    let truth = shown.truth;
     let [_, h, w] = fs.shape;
     let k = p.examples.min(items.len());
     let name = |class: usize| {
@@ -351,21 +354,14 @@ fn example_grid(
         .map(|r| {
             let pos = r * items.len() / k.max(1);
             let i = items[pos];
-            let mut row = vec![cell(fs.item(i), clean[pos], truth[pos])];
-            for (c, pred) in shown {
-                let x = corrupted(fs, &[i], Some((*c, severity_of(p))), p.seed);
+            let mut row = vec![cell(fs.item(i), shown.clean[pos], truth[pos])];
+            for (c, pred) in shown.corrupted {
+                let x = corrupted(fs, &[i], (*c, shown.severity), p.seed);
                 row.push(cell(&x, pred[pos], truth[pos]));
             }
             row
         })
         .collect()
-}
-
-fn severity_of(p: &CorruptionsParams) -> usize {
-    let mut s = p.severities.clone();
-    s.sort();
-    s.dedup();
-    s[s.len() / 2]
 }
 
 fn markdown(
