@@ -94,6 +94,21 @@ inputs = ["train", "eval"]
     )
 }
 
+/// A sign model trained for two epochs on a few generated signs (for tests that need any
+/// model, not a good one); returns its run directory.
+pub(crate) fn tiny_sign_model(dir: &Path) -> PathBuf {
+    let root = synthetic_signs(dir, 6, 1);
+    let text = tiny_signs_pipeline(&root)
+        .replace("epochs = 8", "epochs = 2")
+        .replace("severities = [1, 3]", "severities = [1]");
+    let pipeline = write(dir, "tiny.toml", &text);
+    let out = ok(
+        dir,
+        &["run", pipeline.to_str().unwrap(), "--runs-dir", "runs"],
+    );
+    run_dir(&out, dir)
+}
+
 #[test]
 fn a_tiny_sign_pipeline_trains_measures_corruption_and_the_app_classifies_and_explains() {
     let tmp = tempfile::tempdir().unwrap();

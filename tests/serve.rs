@@ -13,16 +13,16 @@ use base64::Engine;
 use crate::util::*;
 
 /// The trained models, in a folder kept for the whole test run.
-struct Models {
+pub(crate) struct Models {
     _tmp: tempfile::TempDir,
-    speech: String,
-    faces: String,
-    translate: String,
-    recommend: String,
-    gallery: String,
+    pub(crate) speech: String,
+    pub(crate) faces: String,
+    pub(crate) translate: String,
+    pub(crate) recommend: String,
+    pub(crate) gallery: String,
 }
 
-fn models() -> &'static Models {
+pub(crate) fn models() -> &'static Models {
     static MODELS: OnceLock<Models> = OnceLock::new();
     MODELS.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();

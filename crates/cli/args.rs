@@ -349,8 +349,8 @@ pub struct BenchTranslateArgs {
     /// Lines in the throughput row.
     #[arg(long, default_value_t = 1000)]
     pub lines: usize,
-    /// Beam size of the beam rows.
-    #[arg(long, default_value_t = 5)]
+    /// Beam size of the beam rows (1 to 64).
+    #[arg(long, default_value_t = 5, value_parser = beam_size)]
     pub beam: usize,
     /// Timed repetitions of the one-sentence latency.
     #[arg(long, default_value_t = 50)]
@@ -605,8 +605,8 @@ pub struct TranslateArgs {
     /// Target language.
     #[arg(long)]
     pub to: Option<String>,
-    /// Beam size (1 = greedy).
-    #[arg(long, default_value_t = 5)]
+    /// Beam size, 1 (greedy) to 64.
+    #[arg(long, default_value_t = 5, value_parser = beam_size)]
     pub beam: usize,
     /// Backend to run the model on.
     #[arg(long, default_value = "flex")]
@@ -623,4 +623,13 @@ pub struct TranslateArgs {
     pub json: bool,
     /// The sentence to translate.
     pub text: Vec<String>,
+}
+
+/// A beam size: 1 (greedy decoding) to 64.
+fn beam_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(b @ 1..=64) => Ok(b),
+        Ok(b) => Err(format!("a beam of {b}: the beam size is 1 (greedy) to 64")),
+        Err(e) => Err(format!("`{s}` is not a beam size: {e}")),
+    }
 }

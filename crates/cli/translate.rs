@@ -8,7 +8,7 @@ use anyhow::Context;
 use profundo_core::backend::{self, BackendKind};
 use profundo_translate::TranslateError;
 use profundo_translate::decode::DecodeConfig;
-use profundo_translate::translator::{TranslatedLine, Translator};
+use profundo_translate::translator::{TranslatedLine, Translator, line_too_long};
 
 use crate::args::{BenchTranslateArgs, TranslateArgs};
 use crate::bench::{print_table, timed};
@@ -27,6 +27,14 @@ fn utf8_lines(bytes: &[u8], source: &str) -> anyhow::Result<Vec<String>> {
             line: Some(i + 1),
             message: format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
         })?;
+        if let Some(message) = line_too_long(line) {
+            return Err(TranslateError::Input {
+                source_name: source.to_string(),
+                line: Some(i + 1),
+                message,
+            }
+            .into());
+        }
         lines.push(line.to_string());
     }
     Ok(lines)

@@ -10,6 +10,7 @@
 //! - [`metrics`]: classification metrics (accuracy, top-k, confusion matrix, P/R/F1).
 //! - [`plots`]: training curves and confusion matrices as PNG.
 //! - [`fsutil`]: atomic file and directory writes.
+//! - [`image_file`]: decoding users' image files with size limits and EXIF orientation.
 //! - [`conv`], [`pool`], [`norm`], [`activation`], [`block`]: the layers with profundo's
 //!   own kernels, re-exported from the `profundo-kernels` crate where they live.
 
@@ -20,6 +21,7 @@ pub mod backend;
 pub mod bench;
 pub mod error;
 pub mod fsutil;
+pub mod image_file;
 pub mod manifest;
 pub mod metrics;
 pub mod model;

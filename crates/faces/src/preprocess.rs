@@ -145,21 +145,14 @@ pub fn read_image(path: &Path) -> Result<image::DynamicImage> {
     decode_image(&bytes, path)
 }
 
-/// Decodes the bytes of an image file, whatever its extension says (`path` names it in
-/// errors).
+/// Decodes the bytes of an image file, whatever its extension says, with the shared limits
+/// and checks of [`profundo_core::image_file`] (huge headers refused before allocation,
+/// truncated JPEGs refused, EXIF orientation applied); `path` names the file in errors.
 pub fn decode_image(bytes: &[u8], path: &Path) -> Result<image::DynamicImage> {
-    let bad = |message: String| FacesError::Image {
-        path: path.to_path_buf(),
-        message,
-    };
-    if bytes.is_empty() {
-        return Err(bad("not an image file (it is empty, 0 bytes)".into()));
-    }
-    let format = image::guess_format(bytes).map_err(|_| {
-        bad("not an image file (content is not PGM/PPM, PNG, JPEG, GIF or BMP)".into())
-    })?;
-    image::load_from_memory_with_format(bytes, format)
-        .map_err(|e| bad(format!("cannot decode image (truncated or corrupt?): {e}")))
+    profundo_core::image_file::decode(bytes, path).map_err(|e| FacesError::Image {
+        path: e.path,
+        message: e.message,
+    })
 }
 
 /// Zero mean, unit variance in place (a flat image only gets centred).

@@ -3,11 +3,11 @@
 //! region of interest a GTSRB table gives, and resizing to the model's square input as
 //! `[3, size, size]` RGB values in `[0, 1]`.
 
-use std::io::Cursor;
 use std::path::Path;
 
+use image::RgbImage;
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use profundo_core::image_file;
 use serde::{Deserialize, Serialize};
 
 use crate::{PerceptionError, Result};
@@ -15,12 +15,7 @@ use crate::{PerceptionError, Result};
 /// File extensions read as images (lower case).
 pub const IMAGE_EXTENSIONS: &[&str] = &["ppm", "pnm", "png", "jpg", "jpeg", "gif", "bmp"];
 
-/// The largest width or height accepted (GTSRB's originals are at most 250 pixels; a
-/// street photo is a few thousand).
-pub const MAX_SIDE: u32 = 12_000;
-
-/// The most memory one decoded image may take.
-pub const MAX_DECODED_BYTES: u64 = 512 << 20;
+pub use profundo_core::image_file::{MAX_DECODED_BYTES, MAX_SIDE};
 
 /// The smallest side accepted: anything smaller holds no readable sign.
 pub const MIN_SIDE: u32 = 4;
@@ -59,52 +54,22 @@ impl Roi {
     }
 }
 
-/// Decodes an image file's bytes (PPM, PNG, JPEG, GIF, BMP), refusing before allocation
-/// one larger than [`MAX_SIDE`] or [`MAX_DECODED_BYTES`], and turning it upright by its
-/// EXIF orientation. `path` names the input in errors.
+/// Decodes an image file's bytes (PPM, PNG, JPEG, GIF, BMP) with the shared limits and
+/// checks of [`profundo_core::image_file`] (a header claiming more than [`MAX_SIDE`] pixels
+/// a side refused before allocation, a truncated JPEG refused, EXIF orientation applied),
+/// then refuses one smaller than [`MIN_SIDE`]. `path` names the input in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<RgbImage> {
-    let bad = |m: String| PerceptionError::image(path, m);
-    if bytes.is_empty() {
-        return Err(bad("not an image file (it is empty, 0 bytes)".into()));
-    }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| bad(format!("cannot read: {e}")))?;
-    if reader.format().is_none() {
-        return Err(bad(
-            "not an image file (content is not PPM, PNG, JPEG, GIF or BMP)".into(),
-        ));
-    }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| bad(format!("cannot decode image (truncated or corrupt?): {e}")))?;
-    let (w, h) = decoder.dimensions();
-    if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(bad(format!(
-            "image claims {w}x{h} pixels; at most {MAX_SIDE} per side are accepted"
-        )));
-    }
-    decoder.set_limits(limits).map_err(|e| {
-        bad(format!(
-            "image of {w}x{h} pixels is too large to decode: {e}"
-        ))
-    })?;
-    let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder)
-        .map_err(|e| bad(format!("cannot decode image (truncated or corrupt?): {e}")))?;
-    if let Some(o) = orientation {
-        img.apply_orientation(o);
-    }
+    let img =
+        image_file::decode(bytes, path).map_err(|e| PerceptionError::image(path, e.message))?;
     if img.width() < MIN_SIDE || img.height() < MIN_SIDE {
-        return Err(bad(format!(
-            "image is {}x{} pixels; a sign needs at least {MIN_SIDE}x{MIN_SIDE}",
-            img.width(),
-            img.height()
-        )));
+        return Err(PerceptionError::image(
+            path,
+            format!(
+                "image is {}x{} pixels; a sign needs at least {MIN_SIDE}x{MIN_SIDE}",
+                img.width(),
+                img.height()
+            ),
+        ));
     }
     Ok(img.to_rgb8())
 }
@@ -184,6 +149,8 @@ pub fn central_square(w: u32, h: u32, tolerance: f64) -> Option<Roi> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
 
     fn png_bytes(w: u32, h: u32) -> Vec<u8> {

@@ -43,15 +43,21 @@ pub fn decode_wav(bytes: &[u8], path: &Path) -> Result<Audio> {
     let reader = hound::WavReader::new(std::io::Cursor::new(bytes))
         .map_err(|e| wav_err(path, describe(&e)))?;
     let spec = reader.spec();
+    if spec.sample_rate == 0 {
+        return Err(wav_err(path, "the header gives a sample rate of 0 Hz"));
+    }
     let channels = spec.channels.max(1) as usize;
     let expected = reader.len() as usize;
+    // The header may promise more samples than the file holds: reserve only what the bytes
+    // present can hold.
+    let present = bytes.len() / (spec.bits_per_sample as usize).div_ceil(8).max(1);
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => {
-            collect(path, reader.into_samples::<f32>(), expected, |s| s)?
+            collect(path, reader.into_samples::<f32>(), expected, present, |s| s)?
         }
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            collect(path, reader.into_samples::<i32>(), expected, |s| {
+            collect(path, reader.into_samples::<i32>(), expected, present, |s| {
                 s as f32 * scale
             })?
         }
@@ -66,6 +72,15 @@ pub fn decode_wav(bytes: &[u8], path: &Path) -> Result<Audio> {
     };
     if interleaved.is_empty() {
         return Err(wav_err(path, "the WAV file holds no audio samples"));
+    }
+    if let Some(k) = interleaved.iter().position(|s| !s.is_finite()) {
+        return Err(wav_err(
+            path,
+            format!(
+                "sample {k} is {} (not finite): the audio is corrupt",
+                interleaved[k]
+            ),
+        ));
     }
     let samples = if channels == 1 {
         interleaved
@@ -85,9 +100,10 @@ fn collect<S, I: Iterator<Item = hound::Result<S>>>(
     path: &Path,
     iter: I,
     expected: usize,
+    present: usize,
     convert: impl Fn(S) -> f32,
 ) -> Result<Vec<f32>> {
-    let mut out = Vec::with_capacity(expected);
+    let mut out = Vec::with_capacity(expected.min(present));
     for s in iter {
         match s {
             Ok(v) => out.push(convert(v)),

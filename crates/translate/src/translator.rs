@@ -151,6 +151,22 @@ impl TranslatedLine {
     }
 }
 
+/// The longest line translated, in characters: a longer one is refused (it is a text
+/// without line breaks, not a sentence; split it into sentences, one per line). Lines under
+/// it but over the model's token limit are translated in pieces.
+pub const MAX_LINE_CHARS: usize = 20_000;
+
+/// Why `line` is too long to translate, if it is.
+pub fn line_too_long(line: &str) -> Option<String> {
+    let n = line.chars().count();
+    (n > MAX_LINE_CHARS).then(|| {
+        format!(
+            "the line is {n} characters long; lines of at most {MAX_LINE_CHARS} are \
+             translated (split the text into sentences, one per line)"
+        )
+    })
+}
+
 /// A loaded translation model.
 pub struct Translator {
     model: Seq2Seq,
@@ -204,7 +220,12 @@ impl Translator {
             [d] => Ok((*d).clone()),
             [] => Err(TranslateError::config(
                 "--from/--to",
-                format!("this model translates {}", trained.join(", ")),
+                format!(
+                    "{} -> {}: this model translates {}",
+                    from.unwrap_or("any"),
+                    to.unwrap_or("any"),
+                    trained.join(", ")
+                ),
             )),
             _ => Err(TranslateError::config(
                 "--from/--to",
@@ -236,6 +257,13 @@ impl Translator {
         let mut owners: Vec<usize> = Vec::new();
         let mut out: Vec<Translation> = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
+            if let Some(message) = line_too_long(line) {
+                return Err(TranslateError::Input {
+                    source_name: "input".into(),
+                    line: Some(i + 1),
+                    message,
+                });
+            }
             let text = normalize(line);
             let pieces = if text.is_empty() {
                 Vec::new()

@@ -45,8 +45,9 @@ pub(super) fn canonical(v: &serde_json::Value) -> String {
 pub fn hash_path(h: &mut blake3::Hasher, path: &Path) {
     if path.is_file() {
         h.update(path.to_string_lossy().as_bytes());
-        if let Ok(bytes) = std::fs::read(path) {
-            h.update(&bytes);
+        // Streamed: a dataset file may be larger than memory.
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let _ = std::io::copy(&mut f, h);
         }
     } else if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)

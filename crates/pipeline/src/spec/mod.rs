@@ -172,6 +172,19 @@ impl Ctx<'_> {
     }
 }
 
+/// What a pipeline or stage name may hold, as said in errors.
+const PLAIN_NAME: &str =
+    "may only hold ASCII letters, digits, `_`, `-` and `.`, and not start with `.`";
+
+/// Whether `name` is usable as a folder name that stays where it is put (no `/`, no `..`).
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 /// Validates pipeline text (`file` names it in errors).
 pub fn parse(
     text: &str,
@@ -235,6 +248,14 @@ pub fn parse(
             }
             let value = toml::Value::Table(t.values.clone());
             match serde_path_to_error::deserialize::<_, PipelineMeta>(value) {
+                Ok(m) if !is_plain_name(&m.name) => {
+                    cx.err(
+                        t.key_offset("name").or(Some(start)),
+                        format!("[pipeline]: name `{}` {PLAIN_NAME}", m.name),
+                        Some("the name is a folder under the runs directory".into()),
+                    );
+                    None
+                }
                 Ok(m) => Some(m),
                 Err(e) => {
                     let key = e.path().to_string();
@@ -277,6 +298,14 @@ pub fn parse(
     for (key, table) in raw_stages {
         let name = key.get_ref().clone();
         let stage_off = key.span().start;
+        if !is_plain_name(&name) {
+            cx.err(
+                Some(stage_off),
+                format!("stage name `{name}` {PLAIN_NAME}"),
+                Some("stage names are folder names inside the run directory".into()),
+            );
+            continue;
+        }
         let mut t = expand_table(table.into_inner(), &mut cx);
         for (path, value) in overrides.get(&name).into_iter().flatten() {
             set_path(&mut t.values, path, value.clone());

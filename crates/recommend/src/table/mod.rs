@@ -360,7 +360,28 @@ fn mapped_names(path: &Path, df: &DataFrame, c: &Columns) -> Result<Names> {
     })
 }
 
+/// Refuses a file whose first 64 KiB hold a NUL byte: binary data (or a sparse file's
+/// holes), not a delimited text table, which would otherwise be parsed to its end.
+fn check_is_text(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(1 << 16);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
+        .map_err(|e| RecommendError::data(path, e.to_string()))?;
+    match head.iter().position(|&b| b == 0) {
+        Some(at) => Err(RecommendError::data(
+            path,
+            format!(
+                "not a text table: a NUL byte at byte {at} (binary data; a Parquet file must \
+                 end in .parquet)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn read_delimited(path: &Path, sep: u8, header: bool) -> Result<DataFrame> {
+    check_is_text(path)?;
     CsvReadOptions::default()
         .with_has_header(header)
         // Everything as text: values are converted (and reported) here.
