@@ -5,6 +5,10 @@ use std::path::Path;
 
 use crate::{Result, SpeechError};
 
+/// The largest magnitude accepted of a float sample (nominally in [-1, 1]; a little over
+/// is headroom, a huge value is a corrupt file and would overflow the resampler's FFT).
+pub const MAX_FLOAT_SAMPLE: f32 = 1000.0;
+
 /// Mono audio in [-1, 1].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audio {
@@ -73,11 +77,14 @@ pub fn decode_wav(bytes: &[u8], path: &Path) -> Result<Audio> {
     if interleaved.is_empty() {
         return Err(wav_err(path, "the WAV file holds no audio samples"));
     }
-    if let Some(k) = interleaved.iter().position(|s| !s.is_finite()) {
+    if let Some(k) = interleaved
+        .iter()
+        .position(|s| !s.is_finite() || s.abs() > MAX_FLOAT_SAMPLE)
+    {
         return Err(wav_err(
             path,
             format!(
-                "sample {k} is {} (not finite): the audio is corrupt",
+                "sample {k} is {} (not finite, or far outside [-1, 1]): the audio is corrupt",
                 interleaved[k]
             ),
         ));

@@ -137,7 +137,12 @@ impl Subword {
                 "missing: a model directory needs the tokenizer it was trained with",
             ));
         }
-        let tokenizer = Tokenizer::from_file(path).map_err(|e| tok_err(Some(path), e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| tok_err(Some(path), e))?;
+        // Checked as JSON first: tokenizers 0.23 panics (instead of returning an error) on
+        // a syntax error inside the `decoder` section.
+        serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|e| tok_err(Some(path), format!("not valid JSON: {e}")))?;
+        let tokenizer: Tokenizer = text.parse().map_err(|e| tok_err(Some(path), e))?;
         Self::from_tokenizer(tokenizer, langs, Some(path))
     }
 
