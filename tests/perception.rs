@@ -8,7 +8,7 @@ use crate::util::*;
 /// Writes `train/<class>/` and `test/<class>/` folders of generated 24x24 sign-like PNGs:
 /// four classes (a red disc, a blue disc, a yellow diamond, a red square), each image
 /// shifted and noisier than the last.
-fn synthetic_signs(dir: &Path, train: usize, test: usize) -> PathBuf {
+pub(crate) fn synthetic_signs(dir: &Path, train: usize, test: usize) -> PathBuf {
     let root = dir.join("signs");
     for (set, n) in [("train", train), ("test", test)] {
         for class in 0..4u32 {
@@ -43,7 +43,7 @@ fn synthetic_signs(dir: &Path, train: usize, test: usize) -> PathBuf {
     root
 }
 
-fn tiny_signs_pipeline(root: &Path) -> String {
+pub(crate) fn tiny_signs_pipeline(root: &Path) -> String {
     format!(
         r#"[pipeline]
 name = "tiny-signs"

@@ -7,6 +7,7 @@ mod data;
 mod engine;
 mod faces;
 mod faces_detect;
+mod faults;
 mod fuzz;
 mod hostile;
 mod perception;

@@ -9,7 +9,9 @@ use crate::{CoreError, Result};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CoreError::io(&dir, e))?;
+    let mut tmp = readable(&mut tempfile::Builder::new(), 0o644)
+        .tempfile_in(&dir)
+        .map_err(|e| CoreError::io(&dir, e))?;
     tmp.write_all(bytes).map_err(|e| CoreError::io(path, e))?;
     tmp.as_file()
         .sync_all()
@@ -17,6 +19,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| CoreError::io(path, e.error))?;
     Ok(())
+}
+
+/// Temporary files and folders that end up as outputs are created readable by others
+/// (0644 / 0755 less the umask, like any file a program writes), not tempfile's private
+/// 0600 / 0700: a model written by one user must be loadable by the server's.
+#[cfg(unix)]
+fn readable<'a, 'b>(
+    b: &'b mut tempfile::Builder<'a, 'a>,
+    mode: u32,
+) -> &'b mut tempfile::Builder<'a, 'a> {
+    use std::os::unix::fs::PermissionsExt;
+    b.permissions(std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn readable<'a, 'b>(
+    b: &'b mut tempfile::Builder<'a, 'a>,
+    _mode: u32,
+) -> &'b mut tempfile::Builder<'a, 'a> {
+    b
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.
@@ -49,8 +71,7 @@ where
 {
     let parent = parent_dir(dest);
     std::fs::create_dir_all(&parent).map_err(|e| CoreError::io(&parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+    let tmp = readable(tempfile::Builder::new().prefix(".tmp-"), 0o755)
         .tempdir_in(&parent)
         .map_err(|e| CoreError::io(&parent, e))?;
     fill(tmp.path())?;

@@ -10,6 +10,7 @@
 //! - [`metrics`]: classification metrics (accuracy, top-k, confusion matrix, P/R/F1).
 //! - [`plots`]: training curves and confusion matrices as PNG.
 //! - [`fsutil`]: atomic file and directory writes.
+//! - [`seed`]: one seed per purpose and step, derived from the pipeline seed.
 //! - [`image_file`]: decoding users' image files with size limits and EXIF orientation.
 //! - [`conv`], [`pool`], [`norm`], [`activation`], [`block`]: the layers with profundo's
 //!   own kernels, re-exported from the `profundo-kernels` crate where they live.
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod plots;
 pub mod progress;
+pub mod seed;
 pub mod train;
 
 pub use profundo_kernels::{activation, block, conv, norm, pool};

@@ -258,16 +258,21 @@ pub fn weights_file(i: usize) -> String {
     }
 }
 
-/// Writes a module's parameters to a safetensors file (replacing it).
+/// Writes a module's parameters to a safetensors file (replacing it), atomically and
+/// readable by others like every output ([`crate::fsutil::write_atomic`]; burn's own file
+/// store creates it private to the user).
 pub fn save_weights<M: Module>(path: &Path, module: &M) -> Result<()> {
-    let mut store = SafetensorsStore::from_file(path.to_path_buf()).overwrite(true);
+    let err = |message: String| CoreError::Weights {
+        path: path.to_path_buf(),
+        action: "save",
+        message,
+    };
+    let mut store = SafetensorsStore::from_bytes(None);
     module
         .save_into(&mut store)
-        .map_err(|e| CoreError::Weights {
-            path: path.to_path_buf(),
-            action: "save",
-            message: e.to_string(),
-        })
+        .map_err(|e| err(e.to_string()))?;
+    let bytes = store.get_bytes().map_err(|e| err(e.to_string()))?;
+    crate::fsutil::write_atomic(path, &bytes)
 }
 
 /// Loads a safetensors file into `module` (built from the manifest's settings); every

@@ -51,6 +51,45 @@ fn tok_err(path: Option<&Path>, e: impl std::fmt::Display) -> TranslateError {
     }
 }
 
+/// Checks that every merge of a BPE model in a `tokenizer.json` joins two vocabulary
+/// tokens into a third (the continuing-subword prefix dropped from the second).
+fn check_bpe_merges(json: &serde_json::Value) -> std::result::Result<(), String> {
+    let model = &json["model"];
+    if model["type"] != "BPE" {
+        return Ok(());
+    }
+    let Some(vocab) = model["vocab"].as_object() else {
+        return Err("the BPE model has no `vocab` table".into());
+    };
+    let prefix = model["continuing_subword_prefix"].as_str().unwrap_or("");
+    let merges = model["merges"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    for (k, m) in merges.iter().enumerate() {
+        let pair = match m {
+            serde_json::Value::String(s) => s
+                .split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string())),
+            serde_json::Value::Array(p) => match (p.first(), p.get(1)) {
+                (Some(serde_json::Value::String(a)), Some(serde_json::Value::String(b))) => {
+                    Some((a.clone(), b.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((a, b)) = pair else {
+            return Err(format!("merge {k} is not a pair of tokens: {m}"));
+        };
+        let joined = b.strip_prefix(prefix).map(|rest| format!("{a}{rest}"));
+        let known = vocab.contains_key(&a) && vocab.contains_key(&b);
+        if !known || !joined.is_some_and(|j| vocab.contains_key(&j)) {
+            return Err(format!(
+                "merge {k} (`{a}` + `{b}`) does not join two vocabulary tokens into a third"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Subword {
     /// Trains a byte-level BPE vocabulary of `vocab_size` on `texts`, with the special
     /// tokens and one tag per language in `langs`.
@@ -140,9 +179,14 @@ impl Subword {
         let text = std::fs::read_to_string(path).map_err(|e| tok_err(Some(path), e))?;
         // Checked as JSON first: tokenizers 0.23 panics (instead of returning an error) on
         // a syntax error inside the `decoder` section.
-        serde_json::from_str::<serde_json::Value>(&text)
+        let json = serde_json::from_str::<serde_json::Value>(&text)
             .map_err(|e| tok_err(Some(path), format!("not valid JSON: {e}")))?;
-        let tokenizer: Tokenizer = text.parse().map_err(|e| tok_err(Some(path), e))?;
+        // It also panics on merges that do not fit the vocabulary: checked here first, and
+        // any other panic of the library is turned into this file's error.
+        check_bpe_merges(&json).map_err(|m| tok_err(Some(path), m))?;
+        let tokenizer: Tokenizer = std::panic::catch_unwind(|| text.parse::<Tokenizer>())
+            .map_err(|_| tok_err(Some(path), "corrupt: the tokenizers library cannot read it"))?
+            .map_err(|e| tok_err(Some(path), e))?;
         Self::from_tokenizer(tokenizer, langs, Some(path))
     }
 
@@ -243,5 +287,35 @@ mod tests {
         assert!(err.contains("not this model's tokenizer"), "{err}");
         std::fs::write(&p, "{not json").unwrap();
         assert!(Subword::load(&p, &langs(), s.vocab_size()).is_err());
+    }
+
+    #[test]
+    fn merges_that_do_not_fit_the_vocabulary_are_an_error_not_a_panic() {
+        let s = trained();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(TOKENIZER_FILE);
+        s.save(&p).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        // The two longest tokens merged: longer than any token (tokenizers 0.23 panics).
+        let mut tokens: Vec<String> = json["model"]["vocab"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        json["model"]["merges"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!([tokens[0], tokens[1]]));
+        std::fs::write(&p, json.to_string()).unwrap();
+        let err = Subword::open(&p, &langs())
+            .expect_err("an error")
+            .to_string();
+        assert!(
+            err.contains("merge") && err.contains(TOKENIZER_FILE),
+            "{err}"
+        );
     }
 }

@@ -13,6 +13,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
 use profundo_core::fsutil::{read_json, write_json_atomic};
+use profundo_core::seed::derive as derive_seed;
 use profundo_core::train::{CheckpointState as State, Checkpointer};
 use serde::{Deserialize, Serialize};
 
@@ -282,6 +283,9 @@ pub fn train(
 ) -> Result<Trained> {
     let sp = specials(tok);
     let infer_device = device.clone().inner();
+    // Initialisation and every step's dropout draw from the device's generator, seeded
+    // per step: identical runs repeat exactly, and a resumed one continues as it would have.
+    device.seed(derive_seed(seed, "translate.init", 0));
     let mut model = model_cfg.init(tok.vocab_size(), device);
     let mut optim = AdamConfig::new()
         .with_beta_2(0.98)
@@ -351,6 +355,7 @@ pub fn train(
         );
         while progress.batch < order.len() {
             let ids = &order[progress.batch];
+            device.seed(derive_seed(seed, "translate.step", progress.step as u64));
             let (src, tin, tout) = batch_tensors(examples, ids, sp, device);
             let memory = model.encode(&src);
             let logits = model.forward(&memory, tin);

@@ -515,8 +515,11 @@ pub fn write_synthetic_parquet(
 ) -> Result<()> {
     use rand::{RngExt, SeedableRng};
     let err = |e: PolarsError| RecommendError::data(path, format!("cannot write Parquet: {e}"));
-    let file =
-        std::fs::File::create(path).map_err(|e| RecommendError::data(path, e.to_string()))?;
+    // Written beside the destination and renamed at the end: an interrupted generation
+    // leaves no table that looks complete.
+    let partial = path.with_extension("parquet.partial");
+    let file = std::fs::File::create(&partial)
+        .map_err(|e| RecommendError::data(&partial, e.to_string()))?;
     let schema = Schema::from_iter([
         Field::new("user".into(), DataType::Int64),
         Field::new("item".into(), DataType::Int64),
@@ -556,6 +559,8 @@ pub fn write_synthetic_parquet(
         done += n;
     }
     writer.finish().map_err(err)?;
+    drop(writer);
+    std::fs::rename(&partial, path).map_err(|e| RecommendError::data(path, e.to_string()))?;
     Ok(())
 }
 

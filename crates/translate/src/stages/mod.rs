@@ -308,6 +308,9 @@ impl TypedStage for TrainTranslator {
             &ctx.work_dir.join("checkpoints"),
         )?;
         let pr = &trained.progress;
+        if trained.resumed {
+            ctx.log("training resumed from the checkpoint an interrupted run left");
+        }
         ctx.log(&format!(
             "{} steps in {:.1} min ({}), {:.2} steps/s; best dev BLEU {:.2}",
             pr.step,
