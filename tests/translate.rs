@@ -7,7 +7,8 @@ use crate::util::{fails_with, metrics, ok, profundo, repo, run_dir, write};
 
 /// A pipeline over the first `lines` (shortest) shipped pairs, trained for a fixed number
 /// of epochs (not a time budget) so the amount of training does not depend on the
-/// machine's speed. The scores still vary between identical runs (see the floors).
+/// machine's speed. The scores varied between identical runs until training seeded its
+/// device per step (see the floors, measured before that).
 pub(crate) fn tiny_pipeline(dir: &Path, lines: usize, epochs: usize) -> PathBuf {
     let corpus = repo().join("datasets/tatoeba-spa-eng/spa-eng.train.tsv");
     let text = format!(
