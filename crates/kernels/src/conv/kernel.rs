@@ -466,6 +466,19 @@ mod tests {
                 pw: 2,
                 ..base
             },
+            // Many groups, split into parts (one image per group; and a last group short).
+            ConvShape {
+                batch: 64,
+                h: 16,
+                w: 16,
+                ..base
+            },
+            ConvShape {
+                batch: 37,
+                h: 8,
+                w: 8,
+                ..base
+            },
         ]
     }
 
