@@ -18,7 +18,7 @@ use profundo_core::manifest::PassThroughManifest;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::util::repo;
+use crate::util::{repo, wav_bytes};
 
 /// Inputs per target in the test suite.
 const CASES: usize = 2_000;
@@ -264,29 +264,8 @@ fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn wav_seed(channels: u16, bits: u16, float: bool, rate: u32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: bits,
-        sample_format: if float {
-            hound::SampleFormat::Float
-        } else {
-            hound::SampleFormat::Int
-        },
-    };
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
-    for i in 0..200 * channels as i32 {
-        let s = ((i as f32 * 0.07).sin() * 0.5) as f64;
-        if float {
-            w.write_sample(s as f32).unwrap();
-        } else {
-            w.write_sample((s * ((1i64 << (bits - 1)) - 1) as f64) as i32)
-                .unwrap();
-        }
-    }
-    w.finalize().unwrap();
-    out.into_inner()
+    let x: Vec<f32> = (0..200).map(|i| (i as f32 * 0.07).sin() * 0.5).collect();
+    wav_bytes(&x, rate, channels, float, bits)
 }
 
 #[test]

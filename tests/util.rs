@@ -239,3 +239,34 @@ pub fn run_shipped(pipeline: &str) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     metrics(&run_shipped_in(pipeline, &[], tmp.path()))
 }
+
+/// A WAV file's bytes written with hound: `channels` copies of each sample of `x` (in
+/// [-1, 1]), as 32-bit float or `bits`-bit integers, at `rate` Hz.
+pub fn wav_bytes(x: &[f32], rate: u32, channels: u16, float: bool, bits: u16) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
+    let full = ((1i64 << (bits - 1)) - 1) as f32;
+    for &s in x {
+        for _ in 0..channels {
+            if float {
+                w.write_sample(s).unwrap();
+            } else if bits == 8 {
+                w.write_sample((s * full) as i8).unwrap();
+            } else {
+                w.write_sample((s * full) as i32).unwrap();
+            }
+        }
+    }
+    w.finalize().unwrap();
+    out.into_inner()
+}

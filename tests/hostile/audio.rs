@@ -2,7 +2,7 @@
 //! meet (these must work), extreme lengths, and things that are not WAV at all.
 
 use super::{Case, Fixture, put};
-use crate::util::repo;
+use crate::util::{repo, wav_bytes};
 
 /// A WAV file's bytes written field by field, so a header can lie: `data_len` is what the
 /// `data` chunk claims (the real length when `None`).
@@ -60,7 +60,7 @@ fn resampled(x: &[f32], rate: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Writes `x` with hound: `channels` copies of each sample, in `format` at `bits`.
+/// Writes `x` as `audio/<name>` ([`wav_bytes`]) and returns the path.
 fn hound_wav(
     f: &Fixture,
     name: &str,
@@ -70,32 +70,7 @@ fn hound_wav(
     float: bool,
     bits: u16,
 ) -> String {
-    let path = f.dir.join("audio").join(name);
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: bits,
-        sample_format: if float {
-            hound::SampleFormat::Float
-        } else {
-            hound::SampleFormat::Int
-        },
-    };
-    let mut w = hound::WavWriter::create(&path, spec).unwrap();
-    let full = ((1i64 << (bits - 1)) - 1) as f32;
-    for &s in x {
-        for _ in 0..channels {
-            if float {
-                w.write_sample(s).unwrap();
-            } else if bits == 8 {
-                w.write_sample((s * full) as i8).unwrap();
-            } else {
-                w.write_sample((s * full) as i32).unwrap();
-            }
-        }
-    }
-    w.finalize().unwrap();
-    path.to_str().unwrap().to_string()
+    put(f, "audio", name, &wav_bytes(x, rate, channels, float, bits))
 }
 
 fn pcm16(x: &[f32]) -> Vec<u8> {
