@@ -67,14 +67,13 @@ pub(crate) fn timeless(v: &Value) -> Value {
     }
 }
 
-/// The run directory of `runs/<name>/` that has a `status.json` and is not `first`.
-fn other_run(runs: &Path, name: &str, first: Option<&Path>) -> PathBuf {
+/// The one run directory of `runs/<name>/` (the one with a `status.json`).
+fn the_run(runs: &Path, name: &str) -> PathBuf {
     std::fs::read_dir(runs.join(name))
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join("status.json").is_file() && !p.ends_with("latest"))
-        .find(|p| Some(p.as_path()) != first)
+        .find(|p| p.join("status.json").is_file() && !p.ends_with("latest"))
         .unwrap_or_else(|| panic!("no run under {}", runs.join(name).display()))
 }
 
@@ -118,7 +117,7 @@ fn kill_and_run_again(dir: &Path, pipeline: &Path, name: &str) -> (Value, Value,
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let killed = other_run(&runs, name, None);
+    let killed = the_run(&runs, name);
     assert!(
         !killed.join("metrics.json").exists(),
         "{name}: the run was killed after it finished; make it longer"

@@ -8,7 +8,7 @@ use anyhow::Context;
 use profundo_core::backend::{self, BackendKind};
 use profundo_translate::TranslateError;
 use profundo_translate::decode::DecodeConfig;
-use profundo_translate::translator::{TranslatedLine, Translator, line_too_long};
+use profundo_translate::translator::{TranslatedLine, Translator};
 
 use crate::args::{BenchTranslateArgs, TranslateArgs};
 use crate::bench::{print_table, timed};
@@ -27,27 +27,21 @@ fn utf8_lines(bytes: &[u8], source: &str) -> anyhow::Result<Vec<String>> {
             line: Some(i + 1),
             message: format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1),
         })?;
-        if let Some(message) = line_too_long(line) {
-            return Err(TranslateError::Input {
-                source_name: source.to_string(),
-                line: Some(i + 1),
-                message,
-            }
-            .into());
-        }
         lines.push(line.to_string());
     }
     Ok(lines)
 }
 
-fn read_input(a: &TranslateArgs) -> anyhow::Result<Vec<String>> {
+/// The lines to translate and where they came from (a file, `<stdin>` or `<argument>`).
+fn read_input(a: &TranslateArgs) -> anyhow::Result<(Vec<String>, String)> {
     if !a.text.is_empty() {
-        return Ok(vec![a.text.join(" ")]);
+        return Ok((vec![a.text.join(" ")], "<argument>".into()));
     }
     match a.input.as_ref().filter(|p| p.as_os_str() != "-") {
         Some(p) => {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            utf8_lines(&bytes, &p.display().to_string())
+            let source = p.display().to_string();
+            Ok((utf8_lines(&bytes, &source)?, source))
         }
         None => {
             let mut bytes = Vec::new();
@@ -55,7 +49,7 @@ fn read_input(a: &TranslateArgs) -> anyhow::Result<Vec<String>> {
                 .lock()
                 .read_to_end(&mut bytes)
                 .context("cannot read standard input")?;
-            utf8_lines(&bytes, "<stdin>")
+            Ok((utf8_lines(&bytes, "<stdin>")?, "<stdin>".into()))
         }
     }
 }
@@ -64,10 +58,18 @@ pub fn translate(a: TranslateArgs) -> anyhow::Result<()> {
     let device = backend::device(a.backend, &a.device)?;
     let t = Translator::load(&a.model, &device)?;
     let dir = t.direction(a.from.as_deref(), a.to.as_deref())?;
-    let lines = read_input(&a)?;
+    let (lines, source) = read_input(&a)?;
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let cfg = DecodeConfig::default().with_beam(a.beam);
-    let out = t.translate(&refs, &dir, &cfg)?;
+    // An unusable line (too long, say) is named by its source as well as its number.
+    let out = t.translate(&refs, &dir, &cfg).map_err(|e| match e {
+        TranslateError::Input { line, message, .. } => TranslateError::Input {
+            source_name: source,
+            line,
+            message,
+        },
+        other => other,
+    })?;
     for (i, o) in out.into_iter().enumerate() {
         if o.pieces > 1 {
             eprintln!(

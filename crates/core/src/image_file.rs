@@ -25,15 +25,6 @@ pub struct ImageFileError {
     pub message: String,
 }
 
-/// Reads and decodes an image file ([`decode`]).
-pub fn read(path: &Path) -> Result<DynamicImage, ImageFileError> {
-    let bytes = std::fs::read(path).map_err(|e| ImageFileError {
-        path: path.to_path_buf(),
-        message: format!("cannot open: {e}"),
-    })?;
-    decode(&bytes, path)
-}
-
 /// Decodes an image file's bytes (PNG, JPEG, GIF, BMP, PGM/PPM), with the limits and checks
 /// of this module; `path` names the input in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageFileError> {

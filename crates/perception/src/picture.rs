@@ -15,8 +15,6 @@ use crate::{PerceptionError, Result};
 /// File extensions read as images (lower case).
 pub const IMAGE_EXTENSIONS: &[&str] = &["ppm", "pnm", "png", "jpg", "jpeg", "gif", "bmp"];
 
-pub use profundo_core::image_file::{MAX_DECODED_BYTES, MAX_SIDE};
-
 /// The smallest side accepted: anything smaller holds no readable sign.
 pub const MIN_SIDE: u32 = 4;
 
@@ -55,7 +53,7 @@ impl Roi {
 }
 
 /// Decodes an image file's bytes (PPM, PNG, JPEG, GIF, BMP) with the shared limits and
-/// checks of [`profundo_core::image_file`] (a header claiming more than [`MAX_SIDE`] pixels
+/// checks of [`profundo_core::image_file`] (a header claiming more than [`image_file::MAX_SIDE`] pixels
 /// a side refused before allocation, a truncated JPEG refused, EXIF orientation applied),
 /// then refuses one smaller than [`MIN_SIDE`]. `path` names the input in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<RgbImage> {

@@ -64,14 +64,11 @@ fn check_bpe_merges(json: &serde_json::Value) -> std::result::Result<(), String>
     let prefix = model["continuing_subword_prefix"].as_str().unwrap_or("");
     let merges = model["merges"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     for (k, m) in merges.iter().enumerate() {
+        use serde_json::Value;
         let pair = match m {
-            serde_json::Value::String(s) => s
-                .split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string())),
-            serde_json::Value::Array(p) => match (p.first(), p.get(1)) {
-                (Some(serde_json::Value::String(a)), Some(serde_json::Value::String(b))) => {
-                    Some((a.clone(), b.clone()))
-                }
+            Value::String(s) => s.split_once(' '),
+            Value::Array(p) => match p.as_slice() {
+                [Value::String(a), Value::String(b)] => Some((a.as_str(), b.as_str())),
                 _ => None,
             },
             _ => None,
@@ -80,7 +77,7 @@ fn check_bpe_merges(json: &serde_json::Value) -> std::result::Result<(), String>
             return Err(format!("merge {k} is not a pair of tokens: {m}"));
         };
         let joined = b.strip_prefix(prefix).map(|rest| format!("{a}{rest}"));
-        let known = vocab.contains_key(&a) && vocab.contains_key(&b);
+        let known = vocab.contains_key(a) && vocab.contains_key(b);
         if !known || !joined.is_some_and(|j| vocab.contains_key(&j)) {
             return Err(format!(
                 "merge {k} (`{a}` + `{b}`) does not join two vocabulary tokens into a third"

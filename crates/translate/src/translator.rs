@@ -157,7 +157,7 @@ impl TranslatedLine {
 pub const MAX_LINE_CHARS: usize = 20_000;
 
 /// Why `line` is too long to translate, if it is.
-pub fn line_too_long(line: &str) -> Option<String> {
+fn line_too_long(line: &str) -> Option<String> {
     let n = line.chars().count();
     (n > MAX_LINE_CHARS).then(|| {
         format!(
