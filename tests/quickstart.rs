@@ -34,22 +34,6 @@ fn quickstart_trains_evaluates_exports_and_serves() {
         m["eval"]["items"], 500,
         "all 500 clips of the held-out speaker are evaluated"
     );
-    // The same seed on the same machine repeats exactly (a fresh cache: nothing reused).
-    let again = tmp.path().join("again");
-    let again = ok(
-        &repo,
-        &[
-            "run",
-            "pipelines/quickstart.toml",
-            "--runs-dir",
-            again.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(
-        crate::faults::timeless(&metrics(&run_dir(&again, &repo))),
-        crate::faults::timeless(&m),
-        "two runs of the quickstart with seed 42 must give identical metrics"
-    );
     assert!(m["eval"]["per_group"]["george"].is_number());
     for f in [
         "pipeline.toml",
