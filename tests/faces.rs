@@ -628,7 +628,15 @@ fn needs_data_orl_open_set_verification_and_enrollment_of_unseen_people() {
     for (right, of) in photos.by_lighting {
         assert!(of > 0 && 4 * right >= 3 * of, "{photos:?}");
     }
+    // Cast shadows are the hard case (docs/faces.md): 0.425 measured with the shipped
+    // `standardize`, 0.85 with `tan_triggs`.
+    assert!(photos.shadow >= CAST_SHADOW_FLOOR, "{photos:?}");
 }
+
+/// Rank-1 identification of the 40 cast-shadow photos with the shipped preprocessing;
+/// measured 0.425 (seed 42, one network; 2 of the 40 without a detected face). The floor
+/// catches a collapse, not a change of a few photos.
+const CAST_SHADOW_FLOOR: f64 = 0.3;
 
 /// Rank-1 identification of the lit whole photos of unseen people through detection and
 /// alignment (`whole_photos_of_unseen_people`). Measured on the development machine, seed

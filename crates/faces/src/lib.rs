@@ -34,6 +34,7 @@ pub mod gallery;
 pub mod model;
 pub mod model_dir;
 pub mod photo;
+pub mod photometric;
 pub mod preprocess;
 pub mod scenes;
 pub mod score_norm;

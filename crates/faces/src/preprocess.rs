@@ -39,6 +39,9 @@ pub enum Normalize {
     Standardize,
     /// Pixel values scaled to [0, 1].
     Unit,
+    /// Tan-Triggs photometric normalisation (gamma, difference of Gaussians, contrast
+    /// equalisation: [`crate::photometric`]), then zero mean and unit variance.
+    TanTriggs,
 }
 
 /// Preprocessing settings (stored in the model manifest under `features`).
@@ -129,8 +132,14 @@ impl Preprocess {
             .into_iter()
             .map(|p| p as f32 / 255.0)
             .collect();
-        if self.normalize == Normalize::Standardize {
-            standardize(&mut v);
+        match self.normalize {
+            Normalize::Standardize => standardize(&mut v),
+            Normalize::TanTriggs => {
+                let (h, w) = (self.height as usize, self.width as usize);
+                crate::photometric::tan_triggs(&mut v, h, w);
+                standardize(&mut v);
+            }
+            Normalize::Unit => {}
         }
         Ok(v)
     }

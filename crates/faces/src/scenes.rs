@@ -25,6 +25,11 @@ pub enum Lighting {
     Right,
     /// A strong frontal light: brighter, with clipped highlights.
     Centre,
+    /// A hard light from the photo's left casting a shadow: the right half of the face at
+    /// 0.3 of its brightness behind a sharp edge down the middle, the left half at 1.1.
+    ShadowLeft,
+    /// The same from the photo's right.
+    ShadowRight,
 }
 
 impl Lighting {
@@ -37,8 +42,17 @@ impl Lighting {
             Lighting::Left => 1.15 - 0.8 * t,
             Lighting::Right => 0.35 + 0.8 * t,
             Lighting::Centre => 1.45,
+            Lighting::ShadowLeft => shadow(t),
+            Lighting::ShadowRight => shadow(1.0 - t),
         }
     }
+}
+
+/// A cast shadow's gain at `t` for a light on the left: 1.1 up to 0.45 of the way across,
+/// 0.3 from 0.55 on, a linear edge between.
+fn shadow(t: f32) -> f32 {
+    let edge = ((t - 0.45) / 0.1).clamp(0.0, 1.0);
+    1.1 - 0.8 * edge
 }
 
 /// One face placed in a scene.
@@ -179,6 +193,17 @@ mod tests {
         let left = lit.get_pixel(at.x as u32 + 2, y).0[0];
         let right = lit.get_pixel(at.x as u32 + w - 3, y).0[0];
         assert!(left > 200 && right < 90, "{left} {right}");
+    }
+
+    #[test]
+    fn a_cast_shadow_has_a_sharp_edge_down_the_middle() {
+        let face = GrayImage::from_pixel(92, 112, Luma([200]));
+        let (lit, at) = single(&face, Lighting::ShadowRight, 1);
+        let w = (92 * at.height as i64 / 112) as u32;
+        let y = (at.y + at.height as i64 / 2) as u32;
+        let px = |f: f32| lit.get_pixel(at.x as u32 + (f * w as f32) as u32, y).0[0];
+        assert_eq!((px(0.1), px(0.4)), (60, 60));
+        assert_eq!((px(0.6), px(0.9)), (220, 220));
     }
 
     #[test]

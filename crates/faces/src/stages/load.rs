@@ -31,7 +31,8 @@ pub struct LoadImagesParams {
     /// `center_crop` (keep the aspect ratio) or `stretch`.
     #[serde(default)]
     pub fit: Fit,
-    /// `standardize` (zero mean, unit variance per image) or `unit` ([0, 1]).
+    /// `standardize` (zero mean, unit variance per image), `tan_triggs` (photometric
+    /// normalisation against lighting, then standardised) or `unit` ([0, 1]).
     #[serde(default)]
     pub normalize: Normalize,
     /// Detect the face in each image (MTCNN; the largest when there are several) and align
