@@ -184,24 +184,26 @@ mod tests {
         assert!((cx - 160).abs() <= 41, "{at:?}");
     }
 
+    /// The grey levels across the middle row of a flat grey-200 face lit by `lighting`,
+    /// as a function of the fraction of the face's width (0 = left edge).
+    fn across_the_face(lighting: Lighting) -> impl Fn(f32) -> u8 {
+        let face = GrayImage::from_pixel(92, 112, Luma([200]));
+        let (lit, at) = single(&face, lighting, 1);
+        let w = (92 * at.height as i64 / 112) as f32;
+        let y = (at.y + at.height as i64 / 2) as u32;
+        move |f| lit.get_pixel((at.x as f32 + f * (w - 1.0)) as u32, y).0[0]
+    }
+
     #[test]
     fn side_light_darkens_the_far_side_of_the_face() {
-        let face = GrayImage::from_pixel(92, 112, Luma([200]));
-        let (lit, at) = single(&face, Lighting::Left, 1);
-        let w = (92 * at.height as i64 / 112) as u32;
-        let y = (at.y + at.height as i64 / 2) as u32;
-        let left = lit.get_pixel(at.x as u32 + 2, y).0[0];
-        let right = lit.get_pixel(at.x as u32 + w - 3, y).0[0];
+        let px = across_the_face(Lighting::Left);
+        let (left, right) = (px(0.03), px(0.97));
         assert!(left > 200 && right < 90, "{left} {right}");
     }
 
     #[test]
     fn a_cast_shadow_has_a_sharp_edge_down_the_middle() {
-        let face = GrayImage::from_pixel(92, 112, Luma([200]));
-        let (lit, at) = single(&face, Lighting::ShadowRight, 1);
-        let w = (92 * at.height as i64 / 112) as u32;
-        let y = (at.y + at.height as i64 / 2) as u32;
-        let px = |f: f32| lit.get_pixel(at.x as u32 + (f * w as f32) as u32, y).0[0];
+        let px = across_the_face(Lighting::ShadowRight);
         assert_eq!((px(0.1), px(0.4)), (60, 60));
         assert_eq!((px(0.6), px(0.9)), (220, 220));
     }
