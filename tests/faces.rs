@@ -640,7 +640,7 @@ const CAST_SHADOW_FLOOR: f64 = 0.3;
 
 /// Rank-1 identification of the lit whole photos of unseen people through detection and
 /// alignment (`whole_photos_of_unseen_people`). Measured on the development machine, seed
-/// 42, one network: 0.925, 0.975 and 0.95 in three runs (training is not bit-reproducible
-/// from run to run), against 0.30, 0.25 and 0.30 for the same photos used whole
-/// (`--no-detect`); docs/faces.md. The floor leaves two errors of 40 below the lowest run.
+/// 42, one network: 0.925, 0.975 and 0.95 in three runs while training was not yet
+/// bit-reproducible, 0.975 on every run since; against 0.25-0.30 for the same photos used
+/// whole (`--no-detect`); docs/faces.md. The floor leaves two errors of 40 below the lowest run.
 const WHOLE_PHOTO_FLOOR: f64 = 0.875;

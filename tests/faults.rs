@@ -49,7 +49,7 @@ fn progress_saved(runs: &Path) -> bool {
 
 /// `v` without the values that measure time (seconds, minutes), which differ between any
 /// two runs.
-pub(crate) fn timeless(v: &Value) -> Value {
+fn timeless(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()

@@ -62,27 +62,28 @@ fn gaussian_blur(v: &[f32], height: usize, width: usize, sigma: f32) -> Vec<f32>
     let total: f32 = kernel.iter().sum();
     kernel.iter_mut().for_each(|k| *k /= total);
     let at = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
-    let mut rows = vec![0.0; v.len()];
-    for y in 0..height {
-        for x in 0..width {
-            rows[y * width + x] = kernel
-                .iter()
-                .enumerate()
-                .map(|(k, w)| w * v[y * width + at(x as isize + k as isize - radius, width)])
-                .sum();
-        }
-    }
-    let mut out = vec![0.0; v.len()];
-    for y in 0..height {
-        for x in 0..width {
-            out[y * width + x] = kernel
-                .iter()
-                .enumerate()
-                .map(|(k, w)| w * rows[at(y as isize + k as isize - radius, height) * width + x])
-                .sum();
-        }
-    }
-    out
+    // One 1-D pass along rows (`horizontal`) or columns.
+    let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
+        (0..src.len())
+            .map(|i| {
+                let (y, x) = ((i / width) as isize, (i % width) as isize);
+                kernel
+                    .iter()
+                    .enumerate()
+                    .map(|(k, w)| {
+                        let d = k as isize - radius;
+                        let j = if horizontal {
+                            y as usize * width + at(x + d, width)
+                        } else {
+                            at(y + d, height) * width + x as usize
+                        };
+                        w * src[j]
+                    })
+                    .sum()
+            })
+            .collect()
+    };
+    pass(&pass(v, true), false)
 }
 
 #[cfg(test)]
